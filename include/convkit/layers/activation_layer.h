@@ -1,0 +1,38 @@
+// convkit/layers/activation_layer.h — the shared body of the elementwise activation layers.
+//
+// An activation keeps what its backward formula needs (the output y or the input x) and
+// calls the forward/backward pair of ops/activation.h. ReLU, Sigmoid, Tanh and SoftSign
+// are this class with their own ops and name.
+#pragma once
+
+#include <string>
+
+#include "convkit/layers/layer.h"
+#include "convkit/ops/activation.h"
+
+namespace convkit::detail {
+
+enum class Keep { kOutput, kInput };
+
+template <typename T, Tensor<T> (*Forward)(const Tensor<T>&),
+          Tensor<T> (*Backward)(const Tensor<T>&, const Tensor<T>&), Keep kKeep>
+class ActivationLayer : public Layer<T> {
+ public:
+  Shape output_shape(const Shape& input) const override { return input; }
+
+ protected:
+  Tensor<T> do_forward(const Tensor<T>& input) override {
+    if (kKeep == Keep::kInput) {
+      saved_ = input;
+      return Forward(input);
+    }
+    saved_ = Forward(input);
+    return saved_;
+  }
+  Tensor<T> do_backward(const Tensor<T>& grad_output) override { return Backward(grad_output, saved_); }
+
+ private:
+  Tensor<T> saved_;  // y or x, whichever Backward takes
+};
+
+}  // namespace convkit::detail

@@ -1,0 +1,101 @@
+// convkit/layers/layer.h — Layer<T>, the interface every layer and container implements.
+//
+// The public forward/backward are non-virtual: they validate shapes and state, then call the
+// protected do_forward/do_backward that compute. backward returns the gradient with respect
+// to the input and adds (+=) the gradients of the parameters, which accumulate until
+// zero_grad(). Layers start in training mode.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "convkit/core/error.h"
+#include "convkit/core/parameter.h"
+#include "convkit/core/tensor.h"
+
+namespace convkit {
+
+template <typename T>
+class Layer {
+  static_assert(detail::IsSupportedScalar<T>::value,
+                "convkit::Layer<T> supports T = float or T = double only.");
+
+ public:
+  Layer() = default;
+  Layer(const Layer&) = default;
+  Layer& operator=(const Layer&) = default;
+  Layer(Layer&&) noexcept = default;
+  Layer& operator=(Layer&&) noexcept = default;
+  virtual ~Layer() = default;
+
+  /// Computes the output for `input`.
+  /// @throws ShapeError if `input` does not fit this layer (the message names the layer).
+  Tensor<T> forward(const Tensor<T>& input) {
+    const Shape out = output_shape(input.shape());
+    Tensor<T> y = do_forward(input);
+    CONVKIT_ASSERT(y.shape() == out);
+    last_output_shape_ = out;
+    has_forward_ = true;
+    return y;
+  }
+
+  /// Gradient with respect to the last forward's input; adds the parameter gradients.
+  /// @throws StateError before any forward; ShapeError if grad_output's shape differs from
+  /// the last output's.
+  Tensor<T> backward(const Tensor<T>& grad_output) {
+    CONVKIT_CHECK(has_forward_, StateError, describe() << ": backward called before forward");
+    CONVKIT_CHECK(grad_output.shape() == last_output_shape_, ShapeError,
+                  describe() << ": expected grad_output " << last_output_shape_
+                             << " (the last forward's output), got " << grad_output.shape());
+    return do_backward(grad_output);
+  }
+
+  /// The output shape for an input shape, without computing anything.
+  /// @throws ShapeError naming this layer, what it expected and what it got.
+  virtual Shape output_shape(const Shape& input) const = 0;
+
+  /// One line such as "Conv2d(3->64, k=3x3, s=1, p=1)".
+  virtual std::string describe() const = 0;
+
+  /// Appends pointers to this layer's parameters, naming each `prefix + local name`.
+  virtual void collect_parameters(std::vector<Parameter<T>*>& out, const std::string& prefix) {
+    (void)out;
+    (void)prefix;
+  }
+
+  /// All parameters (trainable and buffers), with dotted names.
+  std::vector<Parameter<T>*> parameters() {
+    std::vector<Parameter<T>*> out;
+    collect_parameters(out, "");
+    return out;
+  }
+
+  /// Sets every parameter gradient to zero.
+  void zero_grad() {
+    for (Parameter<T>* p : parameters()) p->grad.fill(T(0));
+  }
+
+  /// Training mode (Dropout drops, BatchNorm uses batch statistics) or evaluation mode.
+  virtual void set_training(bool on) { training_ = on; }
+  void train() { set_training(true); }
+  void eval() { set_training(false); }
+  bool is_training() const { return training_; }
+
+ protected:
+  virtual Tensor<T> do_forward(const Tensor<T>& input) = 0;
+  virtual Tensor<T> do_backward(const Tensor<T>& grad_output) = 0;
+
+  /// Helper for collect_parameters: names `p` and appends it.
+  static void add_parameter(std::vector<Parameter<T>*>& out, const std::string& prefix,
+                            const char* local_name, Parameter<T>& p) {
+    p.name = prefix + local_name;
+    out.push_back(&p);
+  }
+
+ private:
+  bool training_ = true;
+  bool has_forward_ = false;
+  Shape last_output_shape_;
+};
+
+}  // namespace convkit

@@ -1,0 +1,107 @@
+// convkit/ops/activation.h — elementwise activations, each forward beside its backward.
+//
+//   ReLU      y = max(x, 0)          dx = dy · [x > 0]        (gradient 0 at x = 0, as PyTorch)
+//   Sigmoid   y = 1 / (1 + e^−x)     dx = dy · y · (1 − y)
+//   Tanh      y = tanh x             dx = dy · (1 − y²)
+//   SoftSign  y = x / (1 + |x|)      dx = dy / (1 + |x|)²
+//
+// All tensors have the same shape, any rank. Backward takes what the formula needs: the
+// output y for ReLU, Sigmoid and Tanh, the input x for SoftSign.
+#pragma once
+
+#include <cmath>
+
+#include "convkit/core/error.h"
+#include "convkit/core/tensor.h"
+
+namespace convkit::ops {
+
+namespace detail {
+
+template <typename T, typename Fn>
+Tensor<T> map_unary(const Tensor<T>& x, Fn fn) {
+  Tensor<T> y(x.shape());
+  const T* xd = x.data();
+  T* yd = y.data();
+  for (Index i = 0, n = x.numel(); i < n; ++i) yd[i] = fn(xd[i]);
+  return y;
+}
+
+template <typename T, typename Fn>
+Tensor<T> map_binary(const char* op, const Tensor<T>& grad_output, const Tensor<T>& saved, Fn fn) {
+  CONVKIT_CHECK(grad_output.shape() == saved.shape(), ShapeError,
+                op << ": expected grad_output " << saved.shape() << ", got " << grad_output.shape());
+  Tensor<T> gx(saved.shape());
+  const T* gy = grad_output.data();
+  const T* s = saved.data();
+  T* g = gx.data();
+  for (Index i = 0, n = saved.numel(); i < n; ++i) g[i] = fn(gy[i], s[i]);
+  return gx;
+}
+
+/// Logistic function, computed without overflow for any sign of x.
+template <typename T>
+T sigmoid(T x) {
+  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);
+  return e / (T(1) + e);
+}
+
+}  // namespace detail
+
+template <typename T>
+Tensor<T> relu_forward(const Tensor<T>& x) {
+  return detail::map_unary(x, [](T v) { return v > T(0) ? v : T(0); });
+}
+/// `output` is the forward's y: y > 0 exactly where x > 0.
+template <typename T>
+Tensor<T> relu_backward(const Tensor<T>& grad_output, const Tensor<T>& output) {
+  return detail::map_binary("relu_backward", grad_output, output,
+                            [](T g, T y) { return y > T(0) ? g : T(0); });
+}
+
+template <typename T>
+Tensor<T> sigmoid_forward(const Tensor<T>& x) {
+  return detail::map_unary(x, [](T v) { return detail::sigmoid(v); });
+}
+template <typename T>
+Tensor<T> sigmoid_backward(const Tensor<T>& grad_output, const Tensor<T>& output) {
+  return detail::map_binary("sigmoid_backward", grad_output, output,
+                            [](T g, T y) { return g * y * (T(1) - y); });
+}
+
+template <typename T>
+Tensor<T> tanh_forward(const Tensor<T>& x) {
+  return detail::map_unary(x, [](T v) { return std::tanh(v); });
+}
+template <typename T>
+Tensor<T> tanh_backward(const Tensor<T>& grad_output, const Tensor<T>& output) {
+  return detail::map_binary("tanh_backward", grad_output, output,
+                            [](T g, T y) { return g * (T(1) - y * y); });
+}
+
+template <typename T>
+Tensor<T> softsign_forward(const Tensor<T>& x) {
+  return detail::map_unary(x, [](T v) { return v / (T(1) + std::abs(v)); });
+}
+/// `input` is the forward's x.
+template <typename T>
+Tensor<T> softsign_backward(const Tensor<T>& grad_output, const Tensor<T>& input) {
+  return detail::map_binary("softsign_backward", grad_output, input, [](T g, T x) {
+    const T d = T(1) + std::abs(x);
+    return g / (d * d);
+  });
+}
+
+/// Inverted dropout: y = x · mask, where mask holds 0 or 1 / (1 − p) per element.
+template <typename T>
+Tensor<T> dropout_forward(const Tensor<T>& x, const Tensor<T>& mask) {
+  return detail::map_binary("dropout_forward", x, mask, [](T v, T m) { return v * m; });
+}
+/// dx = dy · mask.
+template <typename T>
+Tensor<T> dropout_backward(const Tensor<T>& grad_output, const Tensor<T>& mask) {
+  return detail::map_binary("dropout_backward", grad_output, mask, [](T g, T m) { return g * m; });
+}
+
+}  // namespace convkit::ops

@@ -1,0 +1,258 @@
+// convkit/ops/conv2d.h — 2-D convolution: forward, data gradient and weight gradient.
+//
+// Shapes: x (N, C, H, W), weight (OC, C/g, KH, KW), bias (OC), y (N, OC, OH, OW) with
+//   OH = ⌊(H + 2·ph − dh·(KH − 1) − 1) / sh⌋ + 1   (OW likewise).
+//
+// Forward, per group g (DESIGN.md §4):
+//   y[n, g] = W_g · im2col(x[n, g]) + b_g               W_g (OC/g, C/g·KH·KW)
+// Several samples are unfolded side by side into one wide column matrix, so the batch is
+// one GEMM per group as far as the column budget allows.
+//
+// Weight gradient:  dW_g += dY_g · colᵀ,   db += Σ_{n,y,x} dY.
+//
+// Data gradient, as a convolution with flipped filters:
+//   1. W' = W rotated 180° in both spatial axes, input and output channels swapped per group:
+//      W'[g·C/g + c, o, i, j] = W[g·OC/g + o, c, KH−1−i, KW−1−j]     W' (C, OC/g, KH, KW)
+//   2. for stride s > 1, s − 1 zeros go between neighbouring pixels of dY;
+//   3. the result is padded by dh·(KH − 1) − ph on top (negative: cropped), and at the
+//      bottom by whatever makes the output exactly H rows (the (H + 2ph − KH_eff) mod sh
+//      rows the forward pass never read get zero gradient); likewise for the columns;
+//   4. dX = the stride-1 forward convolution of that with W' (dilation and groups kept).
+#pragma once
+
+#include <algorithm>
+
+#include "convkit/core/error.h"
+#include "convkit/core/tensor.h"
+#include "convkit/ops/gemm.h"
+#include "convkit/ops/im2col.h"
+#include "convkit/ops/workspace.h"
+
+namespace convkit::ops {
+
+/// Stride, zero padding (both sides), dilation and groups of a convolution.
+struct Conv2dParams {
+  Index stride_h = 1, stride_w = 1;
+  Index pad_h = 0, pad_w = 0;
+  Index dilation_h = 1, dilation_w = 1;
+  Index groups = 1;
+};
+
+/// Output length along one axis; `in + 2·pad` must be at least the dilated kernel.
+inline Index conv2d_output_size(Index in, Index kernel, Index stride, Index pad, Index dilation) {
+  return (in + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+/// Largest column matrix (elements) one call unfolds at once; bounds workspace memory.
+inline constexpr Index kConvColumnBudget = Index{1} << 22;
+
+/// Checks x and weight against params and returns the geometry of the forward call.
+/// @throws ShapeError on a rank, channel or size mismatch; ValueError on bad params.
+inline ConvGeometry conv2d_geometry(const Shape& x, const Shape& weight, const Conv2dParams& p) {
+  CONVKIT_CHECK(p.stride_h >= 1 && p.stride_w >= 1 && p.dilation_h >= 1 && p.dilation_w >= 1 &&
+                    p.pad_h >= 0 && p.pad_w >= 0 && p.groups >= 1,
+                ValueError,
+                "conv2d: expected stride >= 1, dilation >= 1, padding >= 0 and groups >= 1, got stride "
+                    << p.stride_h << "x" << p.stride_w << ", dilation " << p.dilation_h << "x"
+                    << p.dilation_w << ", padding " << p.pad_h << "x" << p.pad_w << ", groups "
+                    << p.groups);
+  CONVKIT_CHECK(weight.rank() == 4 && weight[0] >= 1 && weight[0] % p.groups == 0 &&
+                    weight[2] >= 1 && weight[3] >= 1,
+                ShapeError,
+                "conv2d: expected weight (OC, C/groups, KH, KW) with OC divisible by groups = "
+                    << p.groups << ", got " << weight);
+  CONVKIT_CHECK(x.rank() == 4 && x[1] == weight[1] * p.groups, ShapeError,
+                "conv2d: expected input (N, " << weight[1] * p.groups << ", H, W), got " << x);
+  ConvGeometry g;
+  g.n = x[0], g.c = x[1], g.h = x[2], g.w = x[3];
+  g.oc = weight[0], g.kh = weight[2], g.kw = weight[3];
+  g.sh = p.stride_h, g.sw = p.stride_w, g.pt = p.pad_h, g.pl = p.pad_w;
+  g.dh = p.dilation_h, g.dw = p.dilation_w, g.groups = p.groups;
+  const Index keh = g.dh * (g.kh - 1) + 1, kew = g.dw * (g.kw - 1) + 1;
+  CONVKIT_CHECK(g.h + 2 * g.pt >= keh && g.w + 2 * g.pl >= kew, ShapeError,
+                "conv2d: the dilated kernel " << keh << "x" << kew << " is larger than the padded input "
+                                              << g.h + 2 * g.pt << "x" << g.w + 2 * g.pl
+                                              << " of input " << x);
+  g.oh = conv2d_output_size(g.h, g.kh, g.sh, g.pt, g.dh);
+  g.ow = conv2d_output_size(g.w, g.kw, g.sw, g.pl, g.dw);
+  return g;
+}
+
+namespace detail {
+
+/// Samples unfolded together so the column matrix stays within the budget.
+inline Index conv_chunk(const ConvGeometry& g) {
+  const Index per_sample = std::max<Index>(1, g.col_rows() * g.out_plane());
+  return std::clamp<Index>(kConvColumnBudget / per_sample, 1, std::max<Index>(1, g.n));
+}
+
+/// y (N, OC, OH, OW) = conv(x (N, C, H, W), w (OC, C/g, KH, KW)) + b, for any geometry
+/// (padding may be negative or asymmetric through oh/ow). Overwrites y.
+template <typename T>
+void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* b, T* y,
+                        Workspace<T>& ws) {
+  const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg(), cg = g.cg();
+  const Index in_sample = g.c * g.in_plane(), out_sample = g.oc * p;
+  if (g.is_pointwise()) {
+    for (Index n = 0; n < g.n; ++n)
+      for (Index grp = 0; grp < g.groups; ++grp)
+        gemm(Trans::kNo, Trans::kNo, ocg, p, k, T(1), w + grp * ocg * k, k,
+             x + n * in_sample + grp * cg * g.in_plane(), p, T(0),
+             y + n * out_sample + grp * ocg * p, p);
+  } else {
+    const Index chunk = conv_chunk(g);
+    for (Index n0 = 0; n0 < g.n; n0 += chunk) {
+      const Index nb = std::min(chunk, g.n - n0), cols = nb * p;
+      for (Index grp = 0; grp < g.groups; ++grp) {
+        T* col = ws.get(Workspace<T>::kColumns, k * cols);
+        for (Index s = 0; s < nb; ++s)
+          im2col(x + (n0 + s) * in_sample + grp * cg * g.in_plane(), g, col + s * p, cols);
+        T* y_group = y + n0 * out_sample + grp * ocg * p;
+        if (nb == 1) {
+          gemm(Trans::kNo, Trans::kNo, ocg, p, k, T(1), w + grp * ocg * k, k, col, cols, T(0),
+               y_group, p);
+          continue;
+        }
+        T* prod = ws.get(Workspace<T>::kProduct, ocg * cols);
+        gemm(Trans::kNo, Trans::kNo, ocg, cols, k, T(1), w + grp * ocg * k, k, col, cols, T(0),
+             prod, cols);
+        for (Index s = 0; s < nb; ++s)
+          for (Index o = 0; o < ocg; ++o)
+            std::copy(prod + o * cols + s * p, prod + o * cols + (s + 1) * p,
+                      y_group + s * out_sample + o * p);
+      }
+    }
+  }
+  if (b != nullptr) {
+    for (Index n = 0; n < g.n; ++n)
+      for (Index o = 0; o < g.oc; ++o) {
+        T* plane = y + n * out_sample + o * p;
+        const T bo = b[o];
+        for (Index i = 0; i < p; ++i) plane[i] += bo;
+      }
+  }
+}
+
+template <typename T>
+void check_bias(const Tensor<T>* bias, Index oc) {
+  CONVKIT_CHECK(bias == nullptr || bias->shape() == Shape{oc}, ShapeError,
+                "conv2d: expected bias (" << oc << "), got " << bias->shape());
+}
+
+}  // namespace detail
+
+/// y (N, OC, OH, OW) = x (N, C, H, W) ⋆ weight (OC, C/g, KH, KW) + bias (OC) (bias may be null).
+template <typename T>
+Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>* bias,
+                         const Conv2dParams& p, Workspace<T>& ws) {
+  const ConvGeometry g = conv2d_geometry(x.shape(), weight.shape(), p);
+  detail::check_bias(bias, g.oc);
+  Tensor<T> y(Shape{g.n, g.oc, g.oh, g.ow});
+  detail::conv2d_forward_raw(x.data(), g, weight.data(), bias ? bias->data() : nullptr, y.data(), ws);
+  return y;
+}
+
+/// dX (N, C, H, W) from dY (N, OC, OH, OW) and weight (OC, C/g, KH, KW), computed as the
+/// stride-1 convolution of the zero-inserted, padded dY with the flipped filters (see top).
+template <typename T>
+Tensor<T> conv2d_backward_data(const Tensor<T>& grad_output, const Tensor<T>& weight,
+                               const Shape& input_shape, const Conv2dParams& p, Workspace<T>& ws) {
+  const ConvGeometry g = conv2d_geometry(input_shape, weight.shape(), p);
+  CONVKIT_CHECK(grad_output.shape() == Shape({g.n, g.oc, g.oh, g.ow}), ShapeError,
+                "conv2d_backward_data: expected grad_output " << Shape({g.n, g.oc, g.oh, g.ow})
+                                                              << ", got " << grad_output.shape());
+  const Index ocg = g.ocg(), cg = g.cg(), kk = g.kh * g.kw;
+
+  // 1. Flipped, channel-swapped filters W' (C, OC/g, KH, KW).
+  T* wf = ws.get(Workspace<T>::kFlippedWeight, weight.numel());
+  const T* w = weight.data();
+  for (Index grp = 0; grp < g.groups; ++grp)
+    for (Index o = 0; o < ocg; ++o)
+      for (Index c = 0; c < cg; ++c) {
+        const T* src = w + ((grp * ocg + o) * cg + c) * kk;
+        T* dst = wf + ((grp * cg + c) * ocg + o) * kk;
+        for (Index i = 0; i < kk; ++i) dst[kk - 1 - i] = src[i];
+      }
+
+  // 2. Zero insertion for stride > 1.
+  const T* dy = grad_output.data();
+  Index hd = g.oh, wd = g.ow;
+  if (g.sh > 1 || g.sw > 1) {
+    hd = (g.oh - 1) * g.sh + 1;
+    wd = (g.ow - 1) * g.sw + 1;
+    const Index planes = g.n * g.oc;
+    T* dil = ws.get(Workspace<T>::kDilatedGrad, planes * hd * wd);
+    std::fill(dil, dil + planes * hd * wd, T(0));
+    for (Index pl = 0; pl < planes; ++pl)
+      for (Index y = 0; y < g.oh; ++y)
+        for (Index x = 0; x < g.ow; ++x)
+          dil[(pl * hd + y * g.sh) * wd + x * g.sw] = dy[(pl * g.oh + y) * g.ow + x];
+    dy = dil;
+  }
+
+  // 3 and 4. Stride-1 convolution, top/left padding dilation·(K − 1) − padding, output H x W.
+  ConvGeometry back;
+  back.n = g.n, back.c = g.oc, back.h = hd, back.w = wd;
+  back.oc = g.c, back.kh = g.kh, back.kw = g.kw;
+  back.pt = g.dh * (g.kh - 1) - g.pt, back.pl = g.dw * (g.kw - 1) - g.pl;
+  back.dh = g.dh, back.dw = g.dw, back.groups = g.groups;
+  back.oh = g.h, back.ow = g.w;
+  Tensor<T> grad_input(input_shape);
+  detail::conv2d_forward_raw(dy, back, wf, static_cast<const T*>(nullptr), grad_input.data(), ws);
+  return grad_input;
+}
+
+/// grad_weight (OC, C/g, KH, KW) += dY · colᵀ; grad_bias (OC) += Σ dY (grad_bias may be null).
+template <typename T>
+void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& grad_output, const Conv2dParams& p,
+                            Tensor<T>& grad_weight, Tensor<T>* grad_bias, Workspace<T>& ws) {
+  const ConvGeometry g = conv2d_geometry(x.shape(), grad_weight.shape(), p);
+  CONVKIT_CHECK(grad_output.shape() == Shape({g.n, g.oc, g.oh, g.ow}), ShapeError,
+                "conv2d_backward_weight: expected grad_output " << Shape({g.n, g.oc, g.oh, g.ow})
+                                                                << ", got " << grad_output.shape());
+  detail::check_bias(grad_bias, g.oc);
+  const Index k = g.col_rows(), p_out = g.out_plane(), ocg = g.ocg(), cg = g.cg();
+  const Index in_sample = g.c * g.in_plane(), out_sample = g.oc * p_out;
+  const T* xd = x.data();
+  const T* dy = grad_output.data();
+  T* dw = grad_weight.data();
+  if (g.is_pointwise()) {
+    for (Index n = 0; n < g.n; ++n)
+      for (Index grp = 0; grp < g.groups; ++grp)
+        gemm(Trans::kNo, Trans::kYes, ocg, k, p_out, T(1), dy + n * out_sample + grp * ocg * p_out,
+             p_out, xd + n * in_sample + grp * cg * g.in_plane(), p_out, T(1), dw + grp * ocg * k, k);
+  } else {
+    const Index chunk = detail::conv_chunk(g);
+    for (Index n0 = 0; n0 < g.n; n0 += chunk) {
+      const Index nb = std::min(chunk, g.n - n0), cols = nb * p_out;
+      for (Index grp = 0; grp < g.groups; ++grp) {
+        T* col = ws.get(Workspace<T>::kColumns, k * cols);
+        for (Index s = 0; s < nb; ++s)
+          im2col(xd + (n0 + s) * in_sample + grp * cg * g.in_plane(), g, col + s * p_out, cols);
+        const T* dy_group = dy + n0 * out_sample + grp * ocg * p_out;
+        if (nb > 1) {  // gather dY_g into (OC/g, nb·OH·OW), the column order of col
+          T* gathered = ws.get(Workspace<T>::kProduct, ocg * cols);
+          for (Index s = 0; s < nb; ++s)
+            for (Index o = 0; o < ocg; ++o)
+              std::copy(dy_group + s * out_sample + o * p_out, dy_group + s * out_sample + (o + 1) * p_out,
+                        gathered + o * cols + s * p_out);
+          dy_group = gathered;
+        }
+        gemm(Trans::kNo, Trans::kYes, ocg, k, cols, T(1), dy_group, cols, col, cols, T(1),
+             dw + grp * ocg * k, k);
+      }
+    }
+  }
+  if (grad_bias != nullptr) {
+    T* db = grad_bias->data();
+    for (Index n = 0; n < g.n; ++n)
+      for (Index o = 0; o < g.oc; ++o) {
+        const T* plane = dy + n * out_sample + o * p_out;
+        T s = T(0);
+        for (Index i = 0; i < p_out; ++i) s += plane[i];
+        db[o] += s;
+      }
+  }
+}
+
+}  // namespace convkit::ops

@@ -1,0 +1,78 @@
+// convkit/ops/im2col.h — the geometry of a 2-D convolution and the im2col unfolding.
+//
+// For one sample and one group, im2col turns the input (Cg, H, W) into the matrix
+//   col (Cg·KH·KW, OH·OW),  col[(c·KH + i)·KW + j][y·OW + x] = x[c][y·sh − pt + i·dh][x·sw − pl + j·dw]
+// (zero where that position falls outside the input), so the convolution becomes the GEMM
+// W (OCg, Cg·KH·KW) · col. Padding is given for the top and left edges only and may be
+// negative (a crop); the output size is explicit, which fixes the bottom and right padding.
+#pragma once
+
+#include <algorithm>
+
+#include "convkit/core/shape.h"
+
+namespace convkit::ops {
+
+/// Everything that fixes the work of one convolution call.
+struct ConvGeometry {
+  Index n = 0, c = 0, h = 0, w = 0;  // input (N, C, H, W)
+  Index oc = 0, kh = 0, kw = 0;      // weight (OC, C/groups, KH, KW)
+  Index sh = 1, sw = 1;              // stride
+  Index pt = 0, pl = 0;              // top / left padding (negative: crop)
+  Index dh = 1, dw = 1;              // dilation
+  Index oh = 0, ow = 0;              // output (N, OC, OH, OW)
+  Index groups = 1;
+
+  Index cg() const { return c / groups; }
+  Index ocg() const { return oc / groups; }
+  Index col_rows() const { return cg() * kh * kw; }
+  Index out_plane() const { return oh * ow; }
+  Index in_plane() const { return h * w; }
+  /// A 1x1, stride-1, unpadded convolution: the input itself is the column matrix.
+  bool is_pointwise() const {
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && oh == h && ow == w;
+  }
+};
+
+namespace detail {
+
+/// ceil(a / b) for b > 0 and any sign of a.
+inline Index ceil_div(Index a, Index b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+}  // namespace detail
+
+/// Unfolds one sample's group `x` (Cg, H, W) into `col` rows of length OH·OW, row stride `ld`.
+template <typename T>
+void im2col(const T* x, const ConvGeometry& g, T* col, Index ld) {
+  const Index cg = g.cg();
+  for (Index c = 0; c < cg; ++c) {
+    const T* plane = x + c * g.h * g.w;
+    for (Index i = 0; i < g.kh; ++i) {
+      for (Index j = 0; j < g.kw; ++j) {
+        T* row = col + ((c * g.kh + i) * g.kw + j) * ld;
+        const Index x0 = j * g.dw - g.pl;  // input column of output column 0
+        // Output columns whose input column lies in [0, W).
+        const Index lo = std::clamp(detail::ceil_div(-x0, g.sw), Index{0}, g.ow);
+        const Index hi = std::clamp(detail::ceil_div(g.w - x0, g.sw), lo, g.ow);
+        for (Index oy = 0; oy < g.oh; ++oy) {
+          T* dst = row + oy * g.ow;
+          const Index iy = oy * g.sh - g.pt + i * g.dh;
+          if (iy < 0 || iy >= g.h) {
+            std::fill(dst, dst + g.ow, T(0));
+            continue;
+          }
+          const T* src = plane + iy * g.w + x0;
+          std::fill(dst, dst + lo, T(0));
+          if (g.sw == 1) {
+            std::copy(src + lo, src + hi, dst + lo);
+          } else {
+            for (Index ox = lo; ox < hi; ++ox) dst[ox] = src[ox * g.sw];
+          }
+          std::fill(dst + hi, dst + g.ow, T(0));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace convkit::ops

@@ -1,0 +1,200 @@
+// convkit/ops/pool2d.h — max and average pooling over each (n, c) plane, forward and backward.
+//
+// Shapes: x (N, C, H, W) -> y (N, C, OH, OW), with
+//   OH = ⌊(H + 2·ph − KH) / sh⌋ + 1, or ⌈·⌉ + 1 in ceil mode, where a last window that would
+//   start in the bottom padding is dropped (PyTorch's and Caffe's rule).
+// Padding may be at most half the kernel, so every window holds at least one input pixel.
+//
+// Max:  y = max over the window (padding never wins); dX[argmax] += dY.
+// Average: y = Σ window / divisor. With count_include_pad (the default, as in PyTorch and
+//   Caffe) the divisor counts the padded positions inside the padded input,
+//   (min(y0 + KH, H + ph) − y0)·(…); without it, only the real pixels. dX = dY / divisor
+//   spread over the window.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "convkit/core/error.h"
+#include "convkit/core/tensor.h"
+
+namespace convkit::ops {
+
+struct Pool2dParams {
+  Index kernel_h = 2, kernel_w = 2;
+  Index stride_h = 2, stride_w = 2;
+  Index pad_h = 0, pad_w = 0;
+  bool ceil_mode = false;
+  bool count_include_pad = true;  // average pooling only
+};
+
+/// Output length along one axis; see the rule at the top of this file.
+inline Index pool2d_output_size(Index in, Index kernel, Index stride, Index pad, bool ceil_mode) {
+  const Index span = in + 2 * pad - kernel;
+  Index out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
+/// @throws ValueError for kernel or stride < 1, or padding outside [0, kernel / 2].
+inline void pool2d_check_params(const Pool2dParams& p) {
+  CONVKIT_CHECK(p.kernel_h >= 1 && p.kernel_w >= 1 && p.stride_h >= 1 && p.stride_w >= 1, ValueError,
+                "pool2d: expected kernel >= 1 and stride >= 1, got kernel "
+                    << p.kernel_h << "x" << p.kernel_w << ", stride " << p.stride_h << "x" << p.stride_w);
+  CONVKIT_CHECK(p.pad_h >= 0 && p.pad_w >= 0 && 2 * p.pad_h <= p.kernel_h && 2 * p.pad_w <= p.kernel_w,
+                ValueError,
+                "pool2d: expected 0 <= padding <= kernel / 2, got padding "
+                    << p.pad_h << "x" << p.pad_w << " for kernel " << p.kernel_h << "x" << p.kernel_w);
+}
+
+/// Checks the parameters and returns the output shape for input shape x.
+/// @throws ValueError for bad parameters; ShapeError for a bad input.
+inline Shape pool2d_output_shape(const Shape& x, const Pool2dParams& p) {
+  pool2d_check_params(p);
+  CONVKIT_CHECK(x.rank() == 4 && x[2] + 2 * p.pad_h >= p.kernel_h && x[3] + 2 * p.pad_w >= p.kernel_w,
+                ShapeError,
+                "pool2d: expected input (N, C, H, W) with H + 2·padding >= " << p.kernel_h
+                    << " and W + 2·padding >= " << p.kernel_w << ", got " << x);
+  return Shape{x[0], x[1], pool2d_output_size(x[2], p.kernel_h, p.stride_h, p.pad_h, p.ceil_mode),
+               pool2d_output_size(x[3], p.kernel_w, p.stride_w, p.pad_w, p.ceil_mode)};
+}
+
+namespace detail {
+
+/// Calls fn(plane_index, oy, ox, y0, y1, x0, x1, divisor) for every output pixel, where
+/// [y0, y1) x [x0, x1) is the window clipped to the input.
+template <typename Fn>
+void for_each_window(const Shape& x, const Shape& y, const Pool2dParams& p, Fn&& fn) {
+  const Index planes = x[0] * x[1], h = x[2], w = x[3], oh = y[2], ow = y[3];
+  for (Index pl = 0; pl < planes; ++pl)
+    for (Index oy = 0; oy < oh; ++oy) {
+      const Index ys = oy * p.stride_h - p.pad_h;
+      const Index ye_pad = std::min(ys + p.kernel_h, h + p.pad_h);
+      const Index y0 = std::max<Index>(ys, 0), y1 = std::min(ye_pad, h);
+      for (Index ox = 0; ox < ow; ++ox) {
+        const Index xs = ox * p.stride_w - p.pad_w;
+        const Index xe_pad = std::min(xs + p.kernel_w, w + p.pad_w);
+        const Index x0 = std::max<Index>(xs, 0), x1 = std::min(xe_pad, w);
+        const Index divisor =
+            p.count_include_pad ? (ye_pad - ys) * (xe_pad - xs) : (y1 - y0) * (x1 - x0);
+        fn(pl, oy * ow + ox, y0, y1, x0, x1, divisor);
+      }
+    }
+}
+
+}  // namespace detail
+
+/// y = max pooling of x; argmax[i] receives the flat index into x of output i's maximum
+/// (the first one on ties; NaN wins, so NaN propagates).
+template <typename T>
+Tensor<T> max_pool2d_forward(const Tensor<T>& x, const Pool2dParams& p, std::vector<Index>& argmax) {
+  const Shape ys = pool2d_output_shape(x.shape(), p);
+  Tensor<T> y(ys);
+  argmax.resize(static_cast<std::size_t>(y.numel()));
+  const Index in_plane = x.dim(2) * x.dim(3), out_plane = ys[2] * ys[3], w = x.dim(3);
+  const T* xd = x.data();
+  T* yd = y.data();
+  detail::for_each_window(x.shape(), ys, p,
+                          [&](Index pl, Index o, Index y0, Index y1, Index x0, Index x1, Index) {
+                            const T* plane = xd + pl * in_plane;
+                            Index best = y0 * w + x0;
+                            T best_v = plane[best];
+                            for (Index r = y0; r < y1; ++r)
+                              for (Index c = x0; c < x1; ++c) {
+                                const T v = plane[r * w + c];
+                                if (v > best_v || (std::isnan(v) && !std::isnan(best_v))) {
+                                  best_v = v;
+                                  best = r * w + c;
+                                }
+                              }
+                            yd[pl * out_plane + o] = best_v;
+                            argmax[static_cast<std::size_t>(pl * out_plane + o)] = pl * in_plane + best;
+                          });
+  return y;
+}
+
+/// dX (input_shape) with dX[argmax[i]] += dY[i].
+template <typename T>
+Tensor<T> max_pool2d_backward(const Tensor<T>& grad_output, const std::vector<Index>& argmax,
+                              const Shape& input_shape) {
+  CONVKIT_CHECK(static_cast<Index>(argmax.size()) == grad_output.numel(), ShapeError,
+                "max_pool2d_backward: expected grad_output of " << argmax.size()
+                                                                << " elements (the forward output), got "
+                                                                << grad_output.shape());
+  Tensor<T> grad_input(input_shape);
+  T* gx = grad_input.data();
+  const T* gy = grad_output.data();
+  for (Index i = 0; i < grad_output.numel(); ++i) gx[argmax[static_cast<std::size_t>(i)]] += gy[i];
+  return grad_input;
+}
+
+/// y = average pooling of x (divisor rule at the top of this file).
+template <typename T>
+Tensor<T> avg_pool2d_forward(const Tensor<T>& x, const Pool2dParams& p) {
+  const Shape ys = pool2d_output_shape(x.shape(), p);
+  Tensor<T> y(ys);
+  const Index in_plane = x.dim(2) * x.dim(3), out_plane = ys[2] * ys[3], w = x.dim(3);
+  const T* xd = x.data();
+  T* yd = y.data();
+  detail::for_each_window(x.shape(), ys, p,
+                          [&](Index pl, Index o, Index y0, Index y1, Index x0, Index x1, Index divisor) {
+                            const T* plane = xd + pl * in_plane;
+                            T s = T(0);
+                            for (Index r = y0; r < y1; ++r)
+                              for (Index c = x0; c < x1; ++c) s += plane[r * w + c];
+                            yd[pl * out_plane + o] = s / static_cast<T>(divisor);
+                          });
+  return y;
+}
+
+/// dX: each dY[i] / divisor added to every input pixel of window i.
+template <typename T>
+Tensor<T> avg_pool2d_backward(const Tensor<T>& grad_output, const Shape& input_shape,
+                              const Pool2dParams& p) {
+  const Shape ys = pool2d_output_shape(input_shape, p);
+  CONVKIT_CHECK(grad_output.shape() == ys, ShapeError,
+                "avg_pool2d_backward: expected grad_output " << ys << ", got " << grad_output.shape());
+  Tensor<T> grad_input(input_shape);
+  const Index in_plane = input_shape[2] * input_shape[3], out_plane = ys[2] * ys[3], w = input_shape[3];
+  T* gx = grad_input.data();
+  const T* gy = grad_output.data();
+  detail::for_each_window(input_shape, ys, p,
+                          [&](Index pl, Index o, Index y0, Index y1, Index x0, Index x1, Index divisor) {
+                            T* plane = gx + pl * in_plane;
+                            const T g = gy[pl * out_plane + o] / static_cast<T>(divisor);
+                            for (Index r = y0; r < y1; ++r)
+                              for (Index c = x0; c < x1; ++c) plane[r * w + c] += g;
+                          });
+  return grad_input;
+}
+
+/// y (N, C, 1, 1) = mean of each (n, c) plane of x (N, C, H, W).
+template <typename T>
+Tensor<T> global_avg_pool2d_forward(const Tensor<T>& x) {
+  CONVKIT_CHECK(x.rank() == 4 && x.dim(2) * x.dim(3) > 0, ShapeError,
+                "global_avg_pool2d: expected input (N, C, H, W) with H, W >= 1, got " << x.shape());
+  Tensor<T> y(Shape{x.dim(0), x.dim(1), 1, 1});
+  const Index plane = x.dim(2) * x.dim(3);
+  for (Index i = 0; i < y.numel(); ++i) {
+    T s = T(0);
+    for (Index j = 0; j < plane; ++j) s += x[i * plane + j];
+    y[i] = s / static_cast<T>(plane);
+  }
+  return y;
+}
+
+/// dX[n, c, :, :] = dY[n, c] / (H·W).
+template <typename T>
+Tensor<T> global_avg_pool2d_backward(const Tensor<T>& grad_output, const Shape& input_shape) {
+  Tensor<T> grad_input(input_shape);
+  const Index plane = input_shape[2] * input_shape[3];
+  for (Index i = 0; i < grad_output.numel(); ++i) {
+    const T g = grad_output[i] / static_cast<T>(plane);
+    std::fill(grad_input.data() + i * plane, grad_input.data() + (i + 1) * plane, g);
+  }
+  return grad_input;
+}
+
+}  // namespace convkit::ops

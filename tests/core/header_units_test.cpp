@@ -1,0 +1,21 @@
+// Every public header compiles alone in its own translation unit (the units are generated
+// by tests/CMakeLists.txt, one per header); this test checks that none was skipped.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include "header_units.h"
+
+TEST(Headers, EachPublicHeaderHasItsOwnTranslationUnit) {
+  std::set<std::string> compiled;
+  for (const char* name : convkit_header_units()) compiled.insert(name);
+  std::set<std::string> on_disk;
+  const std::filesystem::path root(CONVKIT_INCLUDE_DIR);
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root / "convkit"))
+    if (entry.path().extension() == ".h")
+      on_disk.insert(std::filesystem::relative(entry.path(), root).generic_string());
+  EXPECT_GE(on_disk.size(), 20u);
+  EXPECT_EQ(compiled, on_disk);
+}
