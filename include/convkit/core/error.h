@@ -56,6 +56,27 @@ template <typename Exception, typename Fill>
   throw Exception(os.str());
 }
 
+/// Runs fn(); a convkit::Error it throws is rethrown as the same type with "prefix: "
+/// before its message (containers use it to name the failing child's path).
+template <typename Fn>
+decltype(auto) with_error_prefix(const std::string& prefix, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const ShapeError& e) {
+    throw ShapeError(prefix + ": " + e.what());
+  } catch (const ValueError& e) {
+    throw ValueError(prefix + ": " + e.what());
+  } catch (const StateError& e) {
+    throw StateError(prefix + ": " + e.what());
+  } catch (const IoError& e) {
+    throw IoError(prefix + ": " + e.what());
+  } catch (const FormatError& e) {
+    throw FormatError(prefix + ": " + e.what());
+  } catch (const Error& e) {
+    throw Error(prefix + ": " + e.what());
+  }
+}
+
 }  // namespace detail
 }  // namespace convkit
 

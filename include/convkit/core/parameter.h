@@ -17,13 +17,20 @@ struct Parameter {
   Parameter(std::string name_, const Shape& shape, bool trainable_ = true)
       : name(std::move(name_)), value(shape), grad(shape), trainable(trainable_) {}
 
-  /// The dotted path of the parameter in its model ("features.0.weight") once the model's
-  /// parameters have been collected; the local name ("weight") before.
+  /// The local name within its layer ("weight"); Layer::named_parameters() gives the
+  /// dotted path within a model ("features.0.weight").
   std::string name;
   Tensor<T> value;
   /// Same shape as value; backward passes add to it until zero_grad().
   Tensor<T> grad;
   bool trainable = true;
+};
+
+/// A parameter with its dotted path in a model, as Layer::named_parameters() returns it.
+template <typename T>
+struct NamedParameter {
+  std::string name;
+  Parameter<T>* param = nullptr;
 };
 
 }  // namespace convkit

@@ -91,6 +91,12 @@ class Conv2d : public Layer<T> {
                  ops::conv2d_output_size(in[3], o_.kernel_w(), p.stride_w, p.pad_w, p.dilation_w)};
   }
 
+  /// N·OC·OH·OW·(C/groups)·KH·KW.
+  Index multiply_adds(const Shape& input) const override {
+    const Shape out = output_shape(input);
+    return out.numel() * (o_.in_channels() / o_.params().groups) * o_.kernel_h() * o_.kernel_w();
+  }
+
   std::string describe() const override {
     const auto& p = o_.params();
     std::ostringstream os;
@@ -112,9 +118,9 @@ class Conv2d : public Layer<T> {
     return os.str();
   }
 
-  void collect_parameters(std::vector<Parameter<T>*>& out, const std::string& prefix) override {
-    this->add_parameter(out, prefix, "weight", weight_);
-    if (o_.bias()) this->add_parameter(out, prefix, "bias", bias_);
+  void collect_parameters(std::vector<NamedParameter<T>>& out, const std::string& prefix) override {
+    this->add_parameter(out, prefix, weight_);
+    if (o_.bias()) this->add_parameter(out, prefix, bias_);
   }
 
   const Conv2dOptions& options() const { return o_; }

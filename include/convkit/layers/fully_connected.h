@@ -65,6 +65,11 @@ class FullyConnected : public Layer<T> {
     return Shape{in[0], o_.out_features()};
   }
 
+  /// N·O·F.
+  Index multiply_adds(const Shape& input) const override {
+    return output_shape(input).numel() * o_.in_features();
+  }
+
   std::string describe() const override {
     std::ostringstream os;
     os << "FullyConnected(" << o_.in_features() << "->" << o_.out_features()
@@ -72,9 +77,9 @@ class FullyConnected : public Layer<T> {
     return os.str();
   }
 
-  void collect_parameters(std::vector<Parameter<T>*>& out, const std::string& prefix) override {
-    this->add_parameter(out, prefix, "weight", weight_);
-    if (o_.bias()) this->add_parameter(out, prefix, "bias", bias_);
+  void collect_parameters(std::vector<NamedParameter<T>>& out, const std::string& prefix) override {
+    this->add_parameter(out, prefix, weight_);
+    if (o_.bias()) this->add_parameter(out, prefix, bias_);
   }
 
   const FullyConnectedOptions& options() const { return o_; }

@@ -57,17 +57,38 @@ class Layer {
   /// One line such as "Conv2d(3->64, k=3x3, s=1, p=1)".
   virtual std::string describe() const = 0;
 
-  /// Appends pointers to this layer's parameters, naming each `prefix + local name`.
-  virtual void collect_parameters(std::vector<Parameter<T>*>& out, const std::string& prefix) {
+  /// Appends this layer's parameters, each named `prefix + its local name`.
+  virtual void collect_parameters(std::vector<NamedParameter<T>>& out, const std::string& prefix) {
     (void)out;
     (void)prefix;
   }
 
-  /// All parameters (trainable and buffers), with dotted names.
-  std::vector<Parameter<T>*> parameters() {
-    std::vector<Parameter<T>*> out;
+  /// All parameters (trainable and buffers) with their dotted paths ("features.0.weight").
+  std::vector<NamedParameter<T>> named_parameters() {
+    std::vector<NamedParameter<T>> out;
     collect_parameters(out, "");
     return out;
+  }
+
+  /// All parameters (trainable and buffers), in the order of named_parameters().
+  std::vector<Parameter<T>*> parameters() {
+    std::vector<Parameter<T>*> out;
+    for (const NamedParameter<T>& p : named_parameters()) out.push_back(p.param);
+    return out;
+  }
+
+  /// Number of scalars in all parameters, buffers included.
+  Index parameter_count() const {
+    Index n = 0;
+    // Collecting only reads; the const_cast lets a const model be counted.
+    for (const NamedParameter<T>& p : const_cast<Layer*>(this)->named_parameters()) n += p.param->value.numel();
+    return n;
+  }
+
+  /// Multiply-adds of one forward pass on an input of this shape (0 where negligible).
+  virtual Index multiply_adds(const Shape& input) const {
+    (void)input;
+    return 0;
   }
 
   /// Sets every parameter gradient to zero.
@@ -85,11 +106,9 @@ class Layer {
   virtual Tensor<T> do_forward(const Tensor<T>& input) = 0;
   virtual Tensor<T> do_backward(const Tensor<T>& grad_output) = 0;
 
-  /// Helper for collect_parameters: names `p` and appends it.
-  static void add_parameter(std::vector<Parameter<T>*>& out, const std::string& prefix,
-                            const char* local_name, Parameter<T>& p) {
-    p.name = prefix + local_name;
-    out.push_back(&p);
+  /// Helper for collect_parameters: appends `p` under `prefix + p.name`.
+  static void add_parameter(std::vector<NamedParameter<T>>& out, const std::string& prefix, Parameter<T>& p) {
+    out.push_back(NamedParameter<T>{prefix + p.name, &p});
   }
 
  private:

@@ -1,0 +1,147 @@
+// convkit/containers/sequential.h — Sequential: layers applied one after another.
+//
+//   forward:  h₀ = x,  h_{i+1} = layer_i(h_i)
+//   backward: g_L = grad_output,  g_i = layer_i.backward(g_{i+1}), in reverse order
+// Children have names (their index by default); parameter names are dotted paths
+// ("features.0.weight"), and an error inside a child is rethrown with the child's path and
+// description in front. summary(input_shape) validates the whole chain from a shape alone.
+#pragma once
+
+#include <iomanip>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "convkit/layers/layer.h"
+
+namespace convkit {
+
+template <typename T>
+class Sequential : public Layer<T> {
+ public:
+  Sequential() = default;
+
+  /// Appends a layer named by its index. @throws ValueError for a null layer.
+  Sequential& add(std::unique_ptr<Layer<T>> layer) { return add(std::to_string(children_.size()), std::move(layer)); }
+
+  /// Appends a named layer. @throws ValueError for a null layer, an empty, dotted or repeated name.
+  Sequential& add(const std::string& name, std::unique_ptr<Layer<T>> layer) {
+    CONVKIT_CHECK(layer != nullptr, ValueError, "Sequential::add: expected a layer, got nullptr for '" << name << "'");
+    CONVKIT_CHECK(!name.empty() && name.find('.') == std::string::npos, ValueError,
+                  "Sequential::add: expected a non-empty name without '.', got '" << name << "'");
+    for (const auto& c : children_)
+      CONVKIT_CHECK(c.first != name, ValueError, "Sequential::add: a child is already named '" << name << "'");
+    layer->set_training(this->is_training());
+    children_.emplace_back(name, std::move(layer));
+    return *this;
+  }
+
+  /// Constructs a layer of type L in place and appends it; returns a reference to it.
+  template <typename L, typename... Args>
+  L& emplace(Args&&... args) {
+    auto layer = std::make_unique<L>(std::forward<Args>(args)...);
+    L& ref = *layer;
+    add(std::move(layer));
+    return ref;
+  }
+
+  Index size() const { return static_cast<Index>(children_.size()); }
+  /// @throws ValueError for an index out of range.
+  Layer<T>& operator[](Index i) { return *children_.at(checked(i)).second; }
+  const std::string& name(Index i) const { return children_.at(checked(i)).first; }
+  /// @throws ValueError if no child has that name.
+  Layer<T>& child(const std::string& name) {
+    for (auto& c : children_)
+      if (c.first == name) return *c.second;
+    CONVKIT_CHECK(false, ValueError, "Sequential: no child named '" << name << "'");
+    return *children_.front().second;  // unreachable
+  }
+
+  Shape output_shape(const Shape& input) const override {
+    Shape s = input;
+    for (const auto& c : children_)
+      s = detail::with_error_prefix(c.first, [&] { return c.second->output_shape(s); });
+    return s;
+  }
+
+  std::string describe() const override {
+    std::ostringstream os;
+    os << "Sequential(" << children_.size() << " layers)";
+    return os.str();
+  }
+
+  void collect_parameters(std::vector<NamedParameter<T>>& out, const std::string& prefix) override {
+    for (auto& c : children_) c.second->collect_parameters(out, prefix + c.first + ".");
+  }
+
+  void set_training(bool on) override {
+    Layer<T>::set_training(on);
+    for (auto& c : children_) c.second->set_training(on);
+  }
+
+  Index multiply_adds(const Shape& input) const override {
+    Index total = 0;
+    Shape s = input;
+    for (const auto& c : children_) {
+      total += c.second->multiply_adds(s);
+      s = c.second->output_shape(s);
+    }
+    return total;
+  }
+
+  /// A table of every child: name, description, output shape, parameters and multiply-adds
+  /// per forward pass for `input`, with totals.
+  /// @throws ShapeError (with the child's path) if the input does not flow through.
+  std::string summary(const Shape& input) const {
+    std::ostringstream os;
+    const int wname = 8, wdesc = 40, wshape = 20, wnum = 14;
+    os << std::left << std::setw(wname) << "name" << std::setw(wdesc) << "layer" << std::setw(wshape)
+       << "output shape" << std::right << std::setw(wnum) << "parameters" << std::setw(wnum) << "mult-adds"
+       << '\n'
+       << std::string(wname + wdesc + wshape + 2 * wnum, '-') << '\n';
+    Shape s = input;
+    Index params = 0, macs = 0;
+    os << std::left << std::setw(wname) << "" << std::setw(wdesc) << "input" << s << '\n';
+    for (const auto& c : children_) {
+      const Index m = c.second->multiply_adds(s);
+      s = detail::with_error_prefix(c.first, [&] { return c.second->output_shape(s); });
+      const Index p = c.second->parameter_count();
+      params += p;
+      macs += m;
+      os << std::left << std::setw(wname) << c.first << std::setw(wdesc) << c.second->describe()
+         << std::setw(wshape) << s.to_string() << std::right << std::setw(wnum) << p << std::setw(wnum) << m
+         << '\n';
+    }
+    os << std::string(wname + wdesc + wshape + 2 * wnum, '-') << '\n'
+       << std::left << std::setw(wname + wdesc + wshape) << "total" << std::right << std::setw(wnum) << params
+       << std::setw(wnum) << macs << '\n';
+    return os.str();
+  }
+
+ protected:
+  Tensor<T> do_forward(const Tensor<T>& input) override {
+    Tensor<T> h = input;
+    for (auto& c : children_) h = detail::with_error_prefix(c.first, [&] { return c.second->forward(h); });
+    return h;
+  }
+
+  Tensor<T> do_backward(const Tensor<T>& grad_output) override {
+    Tensor<T> g = grad_output;
+    for (auto it = children_.rbegin(); it != children_.rend(); ++it)
+      g = detail::with_error_prefix(it->first, [&] { return it->second->backward(g); });
+    return g;
+  }
+
+ private:
+  std::size_t checked(Index i) const {
+    CONVKIT_CHECK(i >= 0 && i < size(), ValueError,
+                  "Sequential: index " << i << " is out of range for " << size() << " children");
+    return static_cast<std::size_t>(i);
+  }
+
+  std::vector<std::pair<std::string, std::unique_ptr<Layer<T>>>> children_;
+};
+
+}  // namespace convkit
