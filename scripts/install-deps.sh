@@ -4,7 +4,7 @@
 # As root it runs apt-get; otherwise it prints the apt-get command to run and fails.
 set -euo pipefail
 
-packages=(cmake g++ make libeigen3-dev libgtest-dev libbenchmark-dev)
+packages=(cmake g++ make libeigen3-dev zlib1g-dev libgtest-dev libbenchmark-dev libcli11-dev)
 
 missing=()
 for p in "${packages[@]}"; do

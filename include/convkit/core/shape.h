@@ -27,12 +27,16 @@ class Shape {
   Shape() = default;
 
   /// @throws ValueError if there are more than four dimensions or one is negative.
-  Shape(std::initializer_list<Index> dims) {
-    CONVKIT_CHECK(dims.size() <= static_cast<std::size_t>(kMaxRank), ValueError,
-                  "Shape: expected at most " << kMaxRank << " dimensions, got " << dims.size());
-    for (Index d : dims) {
-      CONVKIT_CHECK(d >= 0, ValueError, "Shape: expected dimensions >= 0, got " << d);
-      dims_[static_cast<std::size_t>(rank_++)] = d;
+  Shape(std::initializer_list<Index> dims) : Shape(dims.begin(), static_cast<int>(dims.size())) {}
+
+  /// The first `rank` entries of `dims`.
+  /// @throws ValueError if there are more than four dimensions or one is negative.
+  Shape(const Index* dims, int rank) {
+    CONVKIT_CHECK(rank >= 0 && rank <= kMaxRank, ValueError,
+                  "Shape: expected at most " << kMaxRank << " dimensions, got " << rank);
+    for (int i = 0; i < rank; ++i) {
+      CONVKIT_CHECK(dims[i] >= 0, ValueError, "Shape: expected dimensions >= 0, got " << dims[i]);
+      dims_[static_cast<std::size_t>(rank_++)] = dims[i];
     }
   }
 

@@ -1,0 +1,219 @@
+// lenet5_mnist — trains LeNet-5 on MNIST (or Fashion-MNIST), reports accuracy, saves a
+// checkpoint after every epoch and can resume from one.
+//
+// Data: --data DIR if given; else data/mnist/ if it holds the four IDX files; else MNIST is
+// downloaded there (checksums verified, short timeouts); else, when MNIST cannot be had,
+// Fashion-MNIST from Debian's dataset-fashion-mnist package is used, and a line says so.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <convkit/convkit.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fs = std::filesystem;
+using namespace convkit;
+
+namespace {
+
+constexpr const char* kFashionDir = "/usr/share/datasets/fashion-mnist";
+
+struct MnistFile {
+  const char* name;
+  const char* md5;
+};
+// The published MD5 sums of MNIST's four gzip files.
+constexpr MnistFile kMnistFiles[] = {
+    {"train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"},
+    {"train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"},
+    {"t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"},
+    {"t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"},
+};
+constexpr const char* kMnistMirrors[] = {
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+bool md5_matches(const fs::path& file, const std::string& md5) {
+  const std::string cmd = "echo " + quote(md5 + "  " + file.string()) + " | md5sum --check --status 2>/dev/null";
+  return std::system(cmd.c_str()) == 0;
+}
+
+/// Downloads MNIST into dir with curl; returns an empty string on success, else why not.
+std::string download_mnist(const fs::path& dir) {
+  if (std::system("command -v curl >/dev/null 2>&1") != 0) return "curl is not installed";
+  fs::create_directories(dir);
+  for (const MnistFile& f : kMnistFiles) {
+    const fs::path target = dir / f.name;
+    if (fs::exists(target) && md5_matches(target, f.md5)) continue;
+    bool ok = false;
+    for (const char* mirror : kMnistMirrors) {
+      const std::string cmd = "curl -fsSL --connect-timeout 5 --max-time 120 -o " + quote(target.string() + ".part") +
+                              " " + quote(std::string(mirror) + f.name) + " 2>/dev/null";
+      if (std::system(cmd.c_str()) == 0 && md5_matches(target.string() + ".part", f.md5)) {
+        fs::rename(target.string() + ".part", target);
+        ok = true;
+        break;
+      }
+    }
+    fs::remove(target.string() + ".part");
+    if (!ok) return std::string("could not download ") + f.name + " (no network, or checksum mismatch)";
+  }
+  return "";
+}
+
+struct DataChoice {
+  std::string dir;
+  std::string name;  // "MNIST" or "Fashion-MNIST"
+};
+
+std::optional<DataChoice> resolve_data(const std::string& explicit_dir, const std::string& dataset) {
+  if (!explicit_dir.empty()) return DataChoice{explicit_dir, dataset == "fashion-mnist" ? "Fashion-MNIST" : "MNIST"};
+  if (dataset == "fashion-mnist") {
+    if (data::has_mnist_files("data/fashion-mnist")) return DataChoice{"data/fashion-mnist", "Fashion-MNIST"};
+    if (data::has_mnist_files(kFashionDir)) return DataChoice{kFashionDir, "Fashion-MNIST"};
+    std::fprintf(stderr, "error: Fashion-MNIST not found in data/fashion-mnist/ or %s; install Debian's "
+                         "dataset-fashion-mnist package or pass --data DIR\n", kFashionDir);
+    return std::nullopt;
+  }
+  if (data::has_mnist_files("data/mnist")) return DataChoice{"data/mnist", "MNIST"};
+  std::printf("MNIST not found in data/mnist/; downloading it ...\n");
+  std::fflush(stdout);
+  const std::string why = download_mnist("data/mnist");
+  if (why.empty()) return DataChoice{"data/mnist", "MNIST"};
+  if (data::has_mnist_files(kFashionDir)) {
+    std::printf("MNIST unavailable (%s); using Fashion-MNIST from %s instead.\n", why.c_str(), kFashionDir);
+    return DataChoice{kFashionDir, "Fashion-MNIST"};
+  }
+  std::fprintf(stderr, "error: MNIST unavailable (%s) and no Fashion-MNIST fallback in %s; put the four MNIST "
+                       "IDX files in data/mnist/ or pass --data DIR\n", why.c_str(), kFashionDir);
+  return std::nullopt;
+}
+
+const std::vector<std::string> kFashionNames = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat",
+                                                "Sandal",  "Shirt",   "Sneaker",  "Bag",   "Boot"};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Train LeNet-5 on MNIST-format data with convkit"};
+  std::string data_dir, dataset = "mnist", optimizer_name = "adam", schedule_name = "cosine", save_path = "lenet5.ckpt",
+              resume_path;
+  int epochs = 15, threads = 1;
+  Index batch_size = 64, limit = -1;
+  double lr = 1e-3, momentum = 0.9, weight_decay = 0.0;
+  std::uint64_t seed = 0;
+  bool eval_only = false;
+  app.add_option("--data", data_dir, "Directory with the four IDX files (plain or .gz)");
+  app.add_option("--dataset", dataset, "Dataset when --data is not given")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
+  app.add_option("--epochs", epochs, "Epochs to train (total, counting resumed ones)")->check(CLI::Range(0, 1000));
+  app.add_option("--batch-size", batch_size, "Mini-batch size")->check(CLI::Range(1, 65536));
+  app.add_option("--lr", lr, "Initial learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--optimizer", optimizer_name, "sgd or adam")->check(CLI::IsMember({"sgd", "adam"}));
+  app.add_option("--momentum", momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999));
+  app.add_option("--weight-decay", weight_decay, "L2 weight decay")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--schedule", schedule_name, "Learning-rate schedule: none or cosine (per step, to 0)")
+      ->check(CLI::IsMember({"none", "cosine"}));
+  app.add_option("--seed", seed, "Seed for initialisation and shuffling");
+  app.add_option("--threads", threads, "Threads for the GEMMs (needs an OpenMP build)")->check(CLI::Range(1, 256));
+  app.add_option("--save", save_path, "Checkpoint written after every epoch ('' to skip)");
+  app.add_option("--resume", resume_path, "Checkpoint to continue from");
+  app.add_option("--limit", limit, "Use only the first N training images (quick runs)");
+  app.add_flag("--eval-only", eval_only, "Only evaluate (the model from --resume) on the test set");
+  CLI11_PARSE(app, argc, argv);
+
+#ifdef _OPENMP
+  omp_set_num_threads(threads);
+#else
+  if (threads > 1) std::printf("note: built without OpenMP; running on 1 thread\n");
+#endif
+  try {
+    const std::optional<DataChoice> choice = resolve_data(data_dir, dataset);
+    if (!choice) return 2;
+    const auto options = data::MnistOptions().pad(2);
+    const data::Dataset<float> train =
+        data::load_mnist<float>(choice->dir, "train", data::MnistOptions(options).limit(limit));
+    const data::Dataset<float> test = data::load_mnist<float>(choice->dir, "t10k", options);
+    std::printf("data: %s from %s, %lld training and %lld test images\n", choice->name.c_str(), choice->dir.c_str(),
+                static_cast<long long>(train.size()), static_cast<long long>(test.size()));
+
+    Rng rng(seed);
+    Sequential<float> model = models::lenet5<float>(rng);
+    std::unique_ptr<Optimizer<float>> optimizer;
+    if (optimizer_name == "sgd")
+      optimizer = std::make_unique<SGD<float>>(model.named_parameters(),
+                                               SgdOptions(lr).momentum(momentum).weight_decay(weight_decay));
+    else
+      optimizer = std::make_unique<Adam<float>>(model.named_parameters(), AdamOptions(lr).weight_decay(weight_decay));
+
+    long long start_epoch = 0;
+    if (!resume_path.empty()) {
+      start_epoch = load_training_state(resume_path, model, *optimizer, rng);
+      std::printf("resumed from %s after epoch %lld\n", resume_path.c_str(), start_epoch);
+    }
+    const bool fashion = choice->name == "Fashion-MNIST";
+    const std::vector<std::string> names = fashion ? kFashionNames : std::vector<std::string>{};
+
+    if (!eval_only) {
+      std::printf("LeNet-5, %lld parameters; %s lr %g%s, batch %lld, %d epochs, seed %llu, %d thread(s)\n",
+                  static_cast<long long>(model.parameter_count()), optimizer_name.c_str(), lr,
+                  schedule_name == "cosine" ? " cosine" : "", static_cast<long long>(batch_size), epochs,
+                  static_cast<unsigned long long>(seed), threads);
+      data::Batcher batcher(train.size(), batch_size, /*shuffle=*/true);
+      const long long total_steps = static_cast<long long>(epochs) * batcher.num_batches();
+      StepSchedule schedule;
+      if (schedule_name == "cosine") schedule = CosineAnnealing(lr, std::max(1LL, total_steps));
+      double train_seconds = 0.0;
+      for (long long epoch = start_epoch; epoch < epochs; ++epoch) {
+        ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), batcher.num_batches());
+        EpochStats stats;
+        try {
+          stats = train_epoch(model, *optimizer, train, batcher, rng, schedule,
+                              [&](Index n, double l, Index c) { bar.update(n, l, c); });
+        } catch (const ValueError& e) {
+          bar.finish();
+          std::fprintf(stderr, "error: %s\nstopped; %s\n", e.what(),
+                       save_path.empty() || !fs::exists(save_path)
+                           ? "no checkpoint was saved"
+                           : ("the last good checkpoint is " + save_path).c_str());
+          return 3;
+        }
+        const double secs = bar.finish();
+        train_seconds += secs;
+        const EvalStats ev = evaluate(model, test);
+        std::printf("epoch %lld/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s, %.0f img/s\n",
+                    epoch + 1, epochs, stats.loss, 100.0 * stats.accuracy, ev.loss, 100.0 * ev.accuracy(), secs,
+                    static_cast<double>(stats.images) / secs);
+        std::fflush(stdout);
+        if (!save_path.empty()) save_training_state(save_path, model, *optimizer, epoch + 1, rng);
+      }
+      std::printf("training time: %.1f s\n", train_seconds);
+    }
+    const EvalStats ev = evaluate(model, test);
+    std::printf("final test accuracy: %.2f%% (%lld/%lld), test loss %.4f\n", 100.0 * ev.accuracy(),
+                static_cast<long long>(ev.confusion.correct()), static_cast<long long>(ev.confusion.total()), ev.loss);
+    std::printf("confusion matrix (rows: true class, columns: predicted):\n%s", ev.confusion.to_string(names).c_str());
+    if (!eval_only && !save_path.empty()) std::printf("checkpoint: %s\n", save_path.c_str());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,76 @@
+// convkit/optim/sgd.h — stochastic gradient descent with momentum, Nesterov and weight decay.
+//
+// PyTorch's formulation, per parameter p with gradient g:
+//   g ← g + λ·p                         (weight decay λ)
+//   b ← μ·b + g   (b = g on the first step)                    (momentum μ)
+//   g ← g + μ·b if Nesterov, else g ← b   (only when μ > 0)
+//   p ← p − η·g                         (learning rate η)
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "convkit/optim/optimizer.h"
+
+namespace convkit {
+
+class SgdOptions {
+ public:
+  explicit SgdOptions(double learning_rate) : lr_(learning_rate) {}
+  SgdOptions& momentum(double m) { momentum_ = m; return *this; }
+  SgdOptions& nesterov(bool on) { nesterov_ = on; return *this; }
+  SgdOptions& weight_decay(double wd) { weight_decay_ = wd; return *this; }
+  double learning_rate() const { return lr_; }
+  double momentum() const { return momentum_; }
+  bool nesterov() const { return nesterov_; }
+  double weight_decay() const { return weight_decay_; }
+
+ private:
+  double lr_, momentum_ = 0.0, weight_decay_ = 0.0;
+  bool nesterov_ = false;
+};
+
+template <typename T>
+class SGD : public Optimizer<T> {
+ public:
+  /// @throws ValueError for momentum outside [0, 1), negative weight decay, or Nesterov
+  /// without momentum.
+  SGD(const std::vector<NamedParameter<T>>& params, const SgdOptions& o)
+      : Optimizer<T>(params, o.learning_rate()), o_(o) {
+    CONVKIT_CHECK(o.momentum() >= 0.0 && o.momentum() < 1.0, ValueError,
+                  "SGD: expected momentum in [0, 1), got " << o.momentum());
+    CONVKIT_CHECK(o.weight_decay() >= 0.0, ValueError, "SGD: expected weight_decay >= 0, got " << o.weight_decay());
+    CONVKIT_CHECK(!o.nesterov() || o.momentum() > 0.0, ValueError, "SGD: Nesterov needs momentum > 0, got 0");
+    if (o.momentum() > 0.0) momentum_ = this->zeros_like_parameters();
+  }
+
+ protected:
+  void update(std::size_t i, Parameter<T>& p) override {
+    const T lr = static_cast<T>(this->learning_rate()), mu = static_cast<T>(o_.momentum());
+    const T wd = static_cast<T>(o_.weight_decay());
+    const bool first = this->steps() == 1;
+    T* w = p.value.data();
+    const T* g = p.grad.data();
+    T* b = momentum_.empty() ? nullptr : momentum_[i].data();
+    for (Index k = 0, n = p.value.numel(); k < n; ++k) {
+      T d = g[k] + wd * w[k];
+      if (b != nullptr) {
+        b[k] = first ? d : mu * b[k] + d;
+        d = o_.nesterov() ? d + mu * b[k] : b[k];
+      }
+      w[k] -= lr * d;
+    }
+  }
+
+  std::vector<std::pair<std::string, Tensor<T>*>> state_of(std::size_t i) override {
+    if (momentum_.empty()) return {};
+    return {{"momentum", &momentum_[i]}};
+  }
+
+ private:
+  SgdOptions o_;
+  std::vector<Tensor<T>> momentum_;
+};
+
+}  // namespace convkit

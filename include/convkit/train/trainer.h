@@ -1,0 +1,158 @@
+// convkit/train/trainer.h — one epoch of classifier training, evaluation, and the
+// training-state checkpoint (model, optimiser, epoch, RNG) that makes resuming exact.
+//
+// A training step on a batch (x, y):
+//   zero_grad;  logits = model(x);  L = softmax_cross_entropy(logits, y);
+//   model.backward(∂L/∂logits);  optimiser.step()
+#pragma once
+
+#include <cmath>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "convkit/core/error.h"
+#include "convkit/core/rng.h"
+#include "convkit/data/batcher.h"
+#include "convkit/data/dataset.h"
+#include "convkit/io/checkpoint.h"
+#include "convkit/layers/layer.h"
+#include "convkit/losses/softmax_cross_entropy.h"
+#include "convkit/optim/optimizer.h"
+#include "convkit/train/metrics.h"
+
+namespace convkit {
+
+/// Called after each training batch with (images in the batch, its mean loss, correct).
+using BatchCallback = std::function<void(Index images, double loss, Index correct)>;
+/// Learning rate for a global step number (counted from 0), or empty for a fixed rate.
+using StepSchedule = std::function<double(long long step)>;
+
+struct EpochStats {
+  double loss = 0.0;      // mean over images
+  double accuracy = 0.0;  // running training accuracy
+  Index images = 0;
+};
+
+/// Trains `model` for one epoch over `data` in the batcher's order (shuffled from rng).
+/// @throws ValueError if the loss becomes non-finite (the message names epoch-local batch);
+/// the parameters are then those of the failed step and should be discarded.
+template <typename T>
+EpochStats train_epoch(Layer<T>& model, Optimizer<T>& optimizer, const data::Dataset<T>& data,
+                       data::Batcher& batcher, Rng& rng, const StepSchedule& schedule = {},
+                       const BatchCallback& on_batch = {}) {
+  model.train();
+  batcher.start_epoch(rng);
+  SoftmaxCrossEntropy<T> loss;
+  Tensor<T> x;
+  std::vector<Index> y;
+  EpochStats stats;
+  double loss_sum = 0.0;
+  Index correct_sum = 0;
+  for (Index b = 0; b < batcher.num_batches(); ++b) {
+    data::gather(data, batcher.batch(b), x, y);
+    if (schedule) optimizer.set_learning_rate(schedule(optimizer.steps()));
+    optimizer.zero_grad();
+    const Tensor<T> logits = model.forward(x);
+    const double l = static_cast<double>(loss.forward(logits, y));
+    CONVKIT_CHECK(std::isfinite(l), ValueError,
+                  "training: the loss became " << l << " at batch " << b << " of the epoch (step "
+                                               << optimizer.steps() + 1 << ", learning rate "
+                                               << optimizer.learning_rate() << ")");
+    model.backward(loss.backward());
+    optimizer.step();
+    const std::vector<Index> predicted = predict_classes(logits);
+    Index correct = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) correct += predicted[i] == y[i];
+    loss_sum += l * static_cast<double>(y.size());
+    correct_sum += correct;
+    stats.images += static_cast<Index>(y.size());
+    if (on_batch) on_batch(static_cast<Index>(y.size()), l, correct);
+  }
+  stats.loss = stats.images ? loss_sum / static_cast<double>(stats.images) : 0.0;
+  stats.accuracy = stats.images ? static_cast<double>(correct_sum) / static_cast<double>(stats.images) : 0.0;
+  return stats;
+}
+
+struct EvalStats {
+  double loss = 0.0;
+  ConfusionMatrix confusion{1};
+  double accuracy() const { return confusion.accuracy(); }
+};
+
+/// Mean loss and confusion matrix of `model` (in evaluation mode) over `data`.
+template <typename T>
+EvalStats evaluate(Layer<T>& model, const data::Dataset<T>& data, Index batch_size = 256) {
+  const bool was_training = model.is_training();
+  model.eval();
+  data::Batcher batcher(data.size(), batch_size, /*shuffle=*/false);
+  SoftmaxCrossEntropy<T> loss;
+  EvalStats s;
+  s.confusion = ConfusionMatrix(data.num_classes);
+  Tensor<T> x;
+  std::vector<Index> y;
+  double loss_sum = 0.0;
+  for (Index b = 0; b < batcher.num_batches(); ++b) {
+    data::gather(data, batcher.batch(b), x, y);
+    const Tensor<T> logits = model.forward(x);
+    loss_sum += static_cast<double>(loss.forward(logits, y)) * static_cast<double>(y.size());
+    s.confusion.add(y, predict_classes(logits));
+  }
+  s.loss = data.size() ? loss_sum / static_cast<double>(data.size()) : 0.0;
+  model.set_training(was_training);
+  return s;
+}
+
+/// Everything needed to continue training exactly: parameters ("model.*"), optimiser
+/// state ("optimizer.*", learning rate, step count), epochs done and the RNG state.
+template <typename T>
+void save_training_state(const std::string& path, Layer<T>& model, Optimizer<T>& optimizer, long long epoch,
+                         const Rng& rng) {
+  Checkpoint<T> c;
+  save_parameters(c, model.named_parameters(), "model.");
+  for (const auto& [name, tensor] : optimizer.state()) c.put("optimizer." + name, *tensor);
+  std::ostringstream lr;
+  lr.precision(17);
+  lr << optimizer.learning_rate();
+  c.put_text("optimizer.learning_rate", lr.str());
+  c.put_text("optimizer.steps", std::to_string(optimizer.steps()));
+  c.put_text("epoch", std::to_string(epoch));
+  c.put_text("rng", rng.state());
+  c.save(path);
+}
+
+/// Restores what save_training_state wrote; returns the number of epochs done.
+/// @throws IoError/FormatError (see Checkpoint::load and load_parameters) on any mismatch;
+/// nothing is changed then.
+template <typename T>
+long long load_training_state(const std::string& path, Layer<T>& model, Optimizer<T>& optimizer, Rng& rng) {
+  const Checkpoint<T> c = Checkpoint<T>::load(path);
+  auto state = optimizer.state();
+  for (const auto& [name, tensor] : state) {
+    const std::string key = "optimizer." + name;
+    CONVKIT_CHECK(c.has_tensor(key), FormatError, "checkpoint " << path << ": missing optimiser entry '" << key << "'");
+    CONVKIT_CHECK(c.tensor(key).shape() == tensor->shape(), FormatError,
+                  "checkpoint " << path << ": optimiser entry '" << key << "' has shape " << c.tensor(key).shape()
+                                << ", expected " << tensor->shape());
+  }
+  long long epoch = 0, steps = 0;
+  double lr = 0.0;
+  try {
+    epoch = std::stoll(c.text("epoch"));
+    steps = std::stoll(c.text("optimizer.steps"));
+    lr = std::stod(c.text("optimizer.learning_rate"));
+  } catch (const std::logic_error&) {
+    CONVKIT_CHECK(false, FormatError, "checkpoint " << path << ": epoch, step count or learning rate is not a number");
+  }
+  Rng restored;
+  restored.set_state(c.text("rng"));
+  detail::with_error_prefix("checkpoint " + path, [&] { load_parameters(c, model.named_parameters(), "model."); });
+  for (const auto& [name, tensor] : state) *tensor = c.tensor("optimizer." + name);
+  optimizer.set_steps(steps);
+  optimizer.set_learning_rate(lr);
+  rng = restored;
+  return epoch;
+}
+
+}  // namespace convkit
