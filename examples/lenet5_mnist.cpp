@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
 
     Rng rng(seed);
     Sequential<float> model = models::lenet5<float>(rng);
+    model.set_needs_input_grad(false);  // the input is data: c1 skips its data gradient
     std::unique_ptr<Optimizer<float>> optimizer;
     if (optimizer_name == "sgd")
       optimizer = std::make_unique<SGD<float>>(model.named_parameters(),

@@ -138,3 +138,29 @@ TEST(Errors, HierarchyDerivesFromRuntimeError) {
 
 }  // namespace
 }  // namespace convkit
+
+namespace convkit {
+namespace {
+
+TEST(BlockCache, SizeClassesWasteAtMostAQuarterAndReuseBlocks) {
+  using detail::BlockCache;
+  EXPECT_EQ(BlockCache::size_class(1000), 1000u);  // small blocks are not rounded
+  for (std::size_t bytes : {std::size_t{65536}, std::size_t{70000}, std::size_t{1000000}, std::size_t{1234567}}) {
+    const std::size_t cls = BlockCache::size_class(bytes);
+    EXPECT_GE(cls, bytes);
+    EXPECT_LE(cls, bytes + bytes / 4 + 1) << bytes;
+    EXPECT_EQ(cls % 64, 0u);
+  }
+  // A freed large tensor's block is handed to the next tensor of the same size class.
+  const float* first = nullptr;
+  {
+    Tensor<float> a(Shape{300000});
+    first = a.data();
+  }
+  Tensor<float> b(Shape{300000});
+  EXPECT_EQ(b.data(), first);
+  for (float v : b) ASSERT_EQ(v, 0.0f);  // reused storage is still zero-initialised
+}
+
+}  // namespace
+}  // namespace convkit

@@ -120,9 +120,9 @@ TEST(EuclideanGradcheck, TwoDimensional) {
 TEST(EuclideanErrors, ShapeMismatchOrEmptyBatch) {
   Euclidean<double> loss;
   EXPECT_EQ(message_of<ShapeError>([&] { loss.forward(Tensor<double>(Shape{2, 3}), Tensor<double>(Shape{2, 4})); }),
-            "Euclidean: expected a target of the prediction's shape (2, 3) with N >= 1, got (2, 4)");
+            "Euclidean: expected a target of the prediction's shape (2, 3) with at least one element, got (2, 4)");
   EXPECT_EQ(message_of<ShapeError>([&] { loss.forward(Tensor<double>(Shape{0, 3}), Tensor<double>(Shape{0, 3})); }),
-            "Euclidean: expected a target of the prediction's shape (0, 3) with N >= 1, got (0, 3)");
+            "Euclidean: expected a target of the prediction's shape (0, 3) with at least one element, got (0, 3)");
   EXPECT_THROW(loss.forward(Tensor<double>(Shape{}), Tensor<double>(Shape{})), ShapeError);
 }
 

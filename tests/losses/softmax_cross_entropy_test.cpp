@@ -298,4 +298,10 @@ TEST(SoftmaxCrossEntropy, BackwardFollowsTheLastForward) {
   for (Index i = 0; i < 4; ++i) EXPECT_EQ(g[i], g2[i]);
 }
 
+TEST(SoftmaxCrossEntropyErrors, EmptyBatchIsAShapeErrorNotAZeroLoss) {
+  SoftmaxCrossEntropy<double> loss;
+  EXPECT_EQ(message_of<ShapeError>([&] { loss.forward(Tensor<double>(Shape{0, 3}), {}); }),
+            "SoftmaxCrossEntropy: expected at least one label, got logits (0, 3)");
+}
+
 }  // namespace

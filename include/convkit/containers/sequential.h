@@ -34,6 +34,7 @@ class Sequential : public Layer<T> {
     for (const auto& c : children_)
       CONVKIT_CHECK(c.first != name, ValueError, "Sequential::add: a child is already named '" << name << "'");
     layer->set_training(this->is_training());
+    if (children_.empty()) layer->set_needs_input_grad(this->needs_input_grad());
     children_.emplace_back(name, std::move(layer));
     return *this;
   }
@@ -74,6 +75,12 @@ class Sequential : public Layer<T> {
 
   void collect_parameters(std::vector<NamedParameter<T>>& out, const std::string& prefix) override {
     for (auto& c : children_) c.second->collect_parameters(out, prefix + c.first + ".");
+  }
+
+  /// Only the first child's input gradient is the container's; the others are always needed.
+  void set_needs_input_grad(bool on) override {
+    Layer<T>::set_needs_input_grad(on);
+    if (!children_.empty()) children_.front().second->set_needs_input_grad(on);
   }
 
   void set_training(bool on) override {

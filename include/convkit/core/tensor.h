@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "convkit/core/allocator.h"
 #include "convkit/core/error.h"
 #include "convkit/core/shape.h"
 
@@ -22,17 +23,20 @@ namespace detail {
 template <typename T>
 struct IsSupportedScalar : std::bool_constant<std::is_same_v<T, float> || std::is_same_v<T, double>> {};
 
+/// Returns a block to BlockCache; remembers the size it was allocated with.
 struct AlignedDelete {
-  void operator()(void* p) const { ::operator delete(p, std::align_val_t(64)); }
+  std::size_t bytes = 0;
+  void operator()(void* p) const noexcept { BlockCache::release(p, bytes); }
 };
 
-/// Zero-initialised, 64-byte aligned storage for n values of T.
+/// 64-byte aligned storage for n values of T, zero-filled unless `zero` is false.
 template <typename T>
-std::unique_ptr<T[], AlignedDelete> aligned_alloc_zeroed(Index n) {
+std::unique_ptr<T[], AlignedDelete> allocate_aligned(Index n, bool zero = true) {
   if (n == 0) return nullptr;
-  void* p = ::operator new(static_cast<std::size_t>(n) * sizeof(T), std::align_val_t(64));
-  std::memset(p, 0, static_cast<std::size_t>(n) * sizeof(T));
-  return std::unique_ptr<T[], AlignedDelete>(static_cast<T*>(p));
+  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(T);
+  void* p = BlockCache::allocate(bytes);
+  if (zero) std::memset(p, 0, bytes);
+  return std::unique_ptr<T[], AlignedDelete>(static_cast<T*>(p), AlignedDelete{bytes});
 }
 
 }  // namespace detail
@@ -51,12 +55,20 @@ class Tensor {
   Tensor() : shape_{0} {}
 
   /// A zero-filled tensor of the given shape.
-  explicit Tensor(const Shape& shape) : shape_(shape), data_(detail::aligned_alloc_zeroed<T>(shape.numel())) {}
+  explicit Tensor(const Shape& shape) : shape_(shape), data_(detail::allocate_aligned<T>(shape.numel())) {}
+
+  /// A tensor whose elements are left unset, for ops that write every element.
+  static Tensor uninitialized(const Shape& shape) {
+    Tensor t;
+    t.shape_ = shape;
+    t.data_ = detail::allocate_aligned<T>(shape.numel(), /*zero=*/false);
+    return t;
+  }
 
   /// A tensor of the given shape, every element `value`.
-  Tensor(const Shape& shape, T value) : Tensor(shape) { fill(value); }
+  Tensor(const Shape& shape, T value) : Tensor(uninitialized(shape)) { fill(value); }
 
-  Tensor(const Tensor& other) : Tensor(other.shape_) {
+  Tensor(const Tensor& other) : Tensor(uninitialized(other.shape_)) {
     std::copy(other.data(), other.data() + other.numel(), data());
   }
   Tensor(Tensor&& other) noexcept : shape_(other.shape_), data_(std::move(other.data_)) {
@@ -64,7 +76,7 @@ class Tensor {
   }
   Tensor& operator=(const Tensor& other) {
     if (this != &other) {
-      if (numel() != other.numel()) data_ = detail::aligned_alloc_zeroed<T>(other.numel());
+      if (numel() != other.numel()) data_ = detail::allocate_aligned<T>(other.numel(), /*zero=*/false);
       shape_ = other.shape_;
       std::copy(other.data(), other.data() + other.numel(), data());
     }

@@ -140,6 +140,7 @@ class Conv2d : public Layer<T> {
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
     ops::conv2d_backward_weight(input_, grad_output, o_.params(), weight_.grad,
                                 o_.bias() ? &bias_.grad : nullptr, ws_);
+    if (!this->needs_input_grad()) return Tensor<T>();
     return ops::conv2d_backward_data(grad_output, weight_.value, input_.shape(), o_.params(), ws_);
   }
 

@@ -97,6 +97,7 @@ class FullyConnected : public Layer<T> {
   }
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
     ops::linear_backward_weight(input_, grad_output, weight_.grad, o_.bias() ? &bias_.grad : nullptr);
+    if (!this->needs_input_grad()) return Tensor<T>();
     return ops::linear_backward_data(grad_output, weight_.value, input_.shape());
   }
 

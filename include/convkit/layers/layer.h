@@ -40,6 +40,7 @@ class Layer {
   }
 
   /// Gradient with respect to the last forward's input; adds the parameter gradients.
+  /// Returns an empty tensor when set_needs_input_grad(false) was called.
   /// @throws StateError before any forward; ShapeError if grad_output's shape differs from
   /// the last output's.
   Tensor<T> backward(const Tensor<T>& grad_output) {
@@ -47,8 +48,15 @@ class Layer {
     CONVKIT_CHECK(grad_output.shape() == last_output_shape_, ShapeError,
                   describe() << ": expected grad_output " << last_output_shape_
                              << " (the last forward's output), got " << grad_output.shape());
-    return do_backward(grad_output);
+    Tensor<T> grad_input = do_backward(grad_output);
+    if (!needs_input_grad_) return Tensor<T>();
+    return grad_input;
   }
+
+  /// Whether backward computes the input gradient (default true). A model's first layer
+  /// does not need it: its input is data. Conv2d and FullyConnected then skip that work.
+  virtual void set_needs_input_grad(bool on) { needs_input_grad_ = on; }
+  bool needs_input_grad() const { return needs_input_grad_; }
 
   /// The output shape for an input shape, without computing anything.
   /// @throws ShapeError naming this layer, what it expected and what it got.
@@ -113,6 +121,7 @@ class Layer {
 
  private:
   bool training_ = true;
+  bool needs_input_grad_ = true;
   bool has_forward_ = false;
   Shape last_output_shape_;
 };

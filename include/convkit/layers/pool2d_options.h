@@ -54,7 +54,7 @@ class Pool2dLayer : public Layer<T> {
     os << ", p=" << p.pad_h;
     if (p.pad_w != p.pad_h) os << 'x' << p.pad_w;
     if (p.ceil_mode) os << ", ceil";
-    if (!p.count_include_pad) os << ", exclude_pad";
+    if (!p.count_include_pad && std::string(name_) == "AvgPool2d") os << ", exclude_pad";
     os << ')';
     return os.str();
   }

@@ -16,10 +16,10 @@ class Euclidean {
  public:
   /// @throws ShapeError if the shapes differ or the batch is empty.
   T forward(const Tensor<T>& prediction, const Tensor<T>& target) {
-    CONVKIT_CHECK(prediction.shape() == target.shape() && prediction.rank() >= 1 && prediction.dim(0) >= 1,
+    CONVKIT_CHECK(prediction.shape() == target.shape() && prediction.rank() >= 1 && prediction.numel() >= 1,
                   ShapeError,
                   "Euclidean: expected a target of the prediction's shape " << prediction.shape()
-                      << " with N >= 1, got " << target.shape());
+                      << " with at least one element, got " << target.shape());
     diff_ = Tensor<T>(prediction.shape());
     double total = 0.0;
     for (Index i = 0; i < prediction.numel(); ++i) {

@@ -28,6 +28,8 @@ class SoftmaxCrossEntropy {
                   "SoftmaxCrossEntropy: expected logits (N, C) or (N, C, H, W) with C >= 1, got "
                       << logits.shape());
     const Index n = logits.dim(0), c = logits.dim(1), s = logits.numel() / std::max<Index>(1, n * c);
+    CONVKIT_CHECK(n * s >= 1, ShapeError,
+                  "SoftmaxCrossEntropy: expected at least one label, got logits " << logits.shape());
     CONVKIT_CHECK(static_cast<Index>(labels.size()) == n * s, ShapeError,
                   "SoftmaxCrossEntropy: expected " << n * s << " labels for logits " << logits.shape()
                                                    << ", got " << labels.size());

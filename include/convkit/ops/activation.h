@@ -20,7 +20,7 @@ namespace detail {
 
 template <typename T, typename Fn>
 Tensor<T> map_unary(const Tensor<T>& x, Fn fn) {
-  Tensor<T> y(x.shape());
+  auto y = Tensor<T>::uninitialized(x.shape());
   const T* xd = x.data();
   T* yd = y.data();
   for (Index i = 0, n = x.numel(); i < n; ++i) yd[i] = fn(xd[i]);
@@ -31,7 +31,7 @@ template <typename T, typename Fn>
 Tensor<T> map_binary(const char* op, const Tensor<T>& grad_output, const Tensor<T>& saved, Fn fn) {
   CONVKIT_CHECK(grad_output.shape() == saved.shape(), ShapeError,
                 op << ": expected grad_output " << saved.shape() << ", got " << grad_output.shape());
-  Tensor<T> gx(saved.shape());
+  auto gx = Tensor<T>::uninitialized(saved.shape());
   const T* gy = grad_output.data();
   const T* s = saved.data();
   T* g = gx.data();

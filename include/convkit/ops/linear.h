@@ -19,7 +19,7 @@ Tensor<T> linear_forward(const Tensor<T>& x, const Tensor<T>& weight, const Tens
   const Index n = x.dim(0), f = weight.dim(1), o = weight.dim(0);
   CONVKIT_CHECK(x.numel() == n * f, ShapeError,
                 "linear: expected input (N, " << f << "), got " << x.shape());
-  Tensor<T> y(Shape{n, o});
+  auto y = Tensor<T>::uninitialized(Shape{n, o});
   if (bias != nullptr) {
     for (Index i = 0; i < n; ++i) std::copy(bias->data(), bias->data() + o, y.data() + i * o);
   }
@@ -33,7 +33,7 @@ template <typename T>
 Tensor<T> linear_backward_data(const Tensor<T>& grad_output, const Tensor<T>& weight,
                                const Shape& input_shape) {
   const Index n = grad_output.dim(0), o = weight.dim(0), f = weight.dim(1);
-  Tensor<T> grad_input(input_shape);
+  auto grad_input = Tensor<T>::uninitialized(input_shape);
   gemm(Trans::kNo, Trans::kNo, n, f, o, T(1), grad_output.data(), o, weight.data(), f, T(0),
        grad_input.data(), f);
   return grad_input;

@@ -19,7 +19,7 @@ Tensor<T> log_softmax(const Tensor<T>& x) {
   CONVKIT_CHECK((x.rank() == 2 || x.rank() == 4) && x.dim(1) >= 1, ShapeError,
                 "log_softmax: expected (N, C) or (N, C, H, W) with C >= 1, got " << x.shape());
   const Index n = x.dim(0), c = x.dim(1), s = x.numel() / std::max<Index>(1, n * c);
-  Tensor<T> out(x.shape());
+  auto out = Tensor<T>::uninitialized(x.shape());
   for (Index i = 0; i < n; ++i)
     for (Index p = 0; p < s; ++p) {
       const T* in = x.data() + i * c * s + p;
