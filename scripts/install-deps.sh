@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
 # Installs what convkit's build needs on Debian/Ubuntu, or says what is missing.
-#   scripts/install-deps.sh            library, tests, examples and benchmarks
-# As root it runs apt-get; otherwise it prints the apt-get command to run and fails.
+# Required: the compiler, CMake, Eigen, zlib, GoogleTest, Google Benchmark, CLI11.
+# Optional (a warning if they cannot be had): Debian's Fashion-MNIST, which the trainer
+# falls back to and the integration test trains on, and curl, which downloads MNIST.
+# As root it runs apt-get; otherwise it prints the apt-get command to run (and fails only
+# if something required is missing).
 set -euo pipefail
 
-packages=(cmake g++ make libeigen3-dev zlib1g-dev libgtest-dev libbenchmark-dev libcli11-dev)
+required=(cmake g++ make libeigen3-dev zlib1g-dev libgtest-dev libbenchmark-dev libcli11-dev)
+optional=(dataset-fashion-mnist curl)
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+missing_required=() missing_optional=()
+for p in "${required[@]}"; do installed "$p" || missing_required+=("$p"); done
+for p in "${optional[@]}"; do installed "$p" || missing_optional+=("$p"); done
+[ ${#missing_required[@]} -eq 0 ] && [ ${#missing_optional[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "convkit: missing packages (${missing[*]}) and no apt-get here: install Eigen 3.4, GoogleTest," >&2
-  echo "         Google Benchmark, CMake >= 3.16 and a C++17 compiler by hand." >&2
+  [ ${#missing_required[@]} -eq 0 ] && exit 0
+  echo "convkit: no apt-get here; install by hand: a C++17 compiler, CMake >= 3.16, Eigen 3.4, zlib," >&2
+  echo "         GoogleTest, Google Benchmark and CLI11 (Debian names: ${missing_required[*]})" >&2
   exit 1
 fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "convkit: missing Debian packages: ${missing[*]}" >&2
-  echo "         install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  all=("${missing_required[@]}" "${missing_optional[@]}")
+  echo "convkit: missing Debian packages: ${all[*]}" >&2
+  echo "         install them with: sudo apt-get update && sudo apt-get install -y ${all[*]}" >&2
+  [ ${#missing_required[@]} -eq 0 ] && exit 0
   exit 1
 fi
-echo "convkit: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+echo "convkit: installing ${missing_required[*]} ${missing_optional[*]}"
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing_required[@]} -gt 0 ]; then
+  apt-get install -y -qq --no-install-recommends "${missing_required[@]}" >/dev/null
+fi
+for p in "${missing_optional[@]}"; do
+  apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 ||
+    echo "convkit: optional package $p could not be installed; continuing without it" >&2
+done
