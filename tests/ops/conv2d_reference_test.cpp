@@ -1,0 +1,302 @@
+// conv2d forward, data gradient and weight gradient against the naive references of
+// tests/support/reference_ops.h, over a named sweep of geometries (stride, padding, dilation,
+// groups, kernel sizes, non-square shapes, batch, bias).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <convkit/ops/conv2d.h>
+
+#include "support/reference_ops.h"
+#include "support/seed.h"
+
+namespace convkit {
+namespace {
+
+using testing::ref::all_close;
+
+// The library's bias and grad_bias parameters are deduced pointers: a bare nullptr does not
+// deduce, so the tests pass a typed one.
+const Tensor<double>* const kNoBias = nullptr;
+Tensor<double>* const kNoGradBias = nullptr;
+
+struct ConvCase {
+  const char* name;
+  Index n, c, h, w, oc, kh, kw;
+  Index sh, sw, ph, pw, dh, dw, groups;
+  bool bias;
+
+  Shape x_shape() const { return Shape{n, c, h, w}; }
+  Shape w_shape() const { return Shape{oc, c / groups, kh, kw}; }
+  ops::Conv2dParams params() const {
+    ops::Conv2dParams p;
+    p.stride_h = sh, p.stride_w = sw, p.pad_h = ph, p.pad_w = pw;
+    p.dilation_h = dh, p.dilation_w = dw, p.groups = groups;
+    return p;
+  }
+};
+
+std::ostream& operator<<(std::ostream& os, const ConvCase& c) {
+  return os << c.name << ": x (" << c.n << ", " << c.c << ", " << c.h << ", " << c.w << "), w ("
+            << c.oc << ", " << c.c / c.groups << ", " << c.kh << ", " << c.kw << "), s " << c.sh
+            << "x" << c.sw << ", p " << c.ph << "x" << c.pw << ", d " << c.dh << "x" << c.dw
+            << ", g " << c.groups << (c.bias ? ", bias" : ", no bias");
+}
+
+// clang-format off
+//  name                              n   c   h   w  oc kh kw  sh sw ph pw dh dw  g  bias
+const ConvCase kCases[] = {
+  {"k1_plain",                        1,  3,  5,  5,  4, 1, 1,  1, 1, 0, 0, 1, 1, 1, true},
+  {"k1_stride2_odd",                  2,  4,  8,  7,  3, 1, 1,  2, 2, 0, 0, 1, 1, 1, false},
+  {"k1_pad1",                         1,  2,  4,  5,  3, 1, 1,  1, 1, 1, 1, 1, 1, 1, true},
+  {"k1_stride2_pad2",                 2,  3,  5,  6,  2, 1, 1,  2, 2, 2, 2, 1, 1, 1, false},
+  {"k1_groups2",                      2,  6,  4,  4,  4, 1, 1,  1, 1, 0, 0, 1, 1, 2, true},
+  {"k3_pad1",                         1,  3,  5,  5,  4, 3, 3,  1, 1, 1, 1, 1, 1, 1, true},
+  {"k3_pad0_nonsquare_input",         2,  2,  7,  6,  3, 3, 3,  1, 1, 0, 0, 1, 1, 1, false},
+  {"k3_stride2_pad1_even",            2,  3,  8,  8,  4, 3, 3,  2, 2, 1, 1, 1, 1, 1, true},
+  {"k3_stride2_pad1_odd",             1,  3,  9,  7,  2, 3, 3,  2, 2, 1, 1, 1, 1, 1, false},
+  {"k3_stride3_pad2",                 2,  2, 10, 11,  3, 3, 3,  3, 3, 2, 2, 1, 1, 1, true},
+  {"k3_stride3_remainder2",           1,  2, 11, 13,  2, 3, 3,  3, 3, 0, 0, 1, 1, 1, false},
+  {"k3_pad2_full",                    1,  2,  4,  5,  3, 3, 3,  1, 1, 2, 2, 1, 1, 1, true},
+  {"k3_pad3_beyond_kernel",           1,  2,  5,  5,  3, 3, 3,  1, 1, 3, 3, 1, 1, 1, false},
+  {"k3_dil2_same",                    2,  3,  9,  9,  4, 3, 3,  1, 1, 2, 2, 2, 2, 1, true},
+  {"k3_dil2_stride2_pad1",            1,  2, 11, 10,  3, 3, 3,  2, 2, 1, 1, 2, 2, 1, false},
+  {"k3_dil2_pad0",                    2,  2,  7,  8,  2, 3, 3,  1, 1, 0, 0, 2, 2, 1, true},
+  {"k3_groups2",                      2,  4,  6,  6,  6, 3, 3,  1, 1, 1, 1, 1, 1, 2, true},
+  {"k3_groups2_stride2",              1,  6,  9,  8,  4, 3, 3,  2, 2, 1, 1, 1, 1, 2, false},
+  {"k3_groups3_nonsquare",            2,  6,  7, 10,  9, 3, 2,  2, 1, 1, 0, 1, 1, 3, true},
+  {"k3_depthwise",                    2,  4,  7,  7,  4, 3, 3,  1, 1, 1, 1, 1, 1, 4, true},
+  {"k3_depthwise_mult2_stride2",      1,  3,  8,  9,  6, 3, 3,  2, 2, 1, 1, 1, 1, 3, false},
+  {"k3_depthwise_dil2",               1,  5,  9,  9,  5, 3, 3,  1, 1, 2, 2, 2, 2, 5, true},
+  {"k5_pad2",                         1,  2,  9,  9,  3, 5, 5,  1, 1, 2, 2, 1, 1, 1, true},
+  {"k5_stride2_pad0",                 2,  3, 12, 11,  2, 5, 5,  2, 2, 0, 0, 1, 1, 1, false},
+  {"k5_stride3_pad1_dil2",            1,  2, 15, 14,  2, 5, 5,  3, 3, 1, 1, 2, 2, 1, true},
+  {"k7_stride2_pad3_stem",            1,  3, 15, 16,  4, 7, 7,  2, 2, 3, 3, 1, 1, 1, true},
+  {"k7_equals_input",                 2,  2,  7,  7,  3, 7, 7,  1, 1, 0, 0, 1, 1, 1, false},
+  {"k7_groups2_pad1",                 1,  4, 10,  9,  4, 7, 7,  1, 1, 1, 1, 1, 1, 2, true},
+  {"k1x3_row",                        1,  2,  5,  8,  3, 1, 3,  1, 1, 0, 1, 1, 1, 1, true},
+  {"k3x1_stride2x1",                  2,  3,  9,  6,  2, 3, 1,  2, 1, 1, 0, 1, 1, 1, false},
+  {"k2x5_all_nonsquare",              1,  2,  7, 12,  3, 2, 5,  1, 2, 1, 2, 2, 1, 1, true},
+  {"k5x3_groups2_all_nonsquare",      2,  4, 11,  9,  4, 5, 3,  2, 3, 2, 1, 1, 2, 2, true},
+  {"k2_stride2_even_kernel",          1,  3,  6,  7,  2, 2, 2,  2, 2, 0, 0, 1, 1, 1, false},
+  {"k4_stride2_pad1",                 1,  2,  8,  8,  3, 4, 4,  2, 2, 1, 1, 1, 1, 1, true},
+  {"k2_stride3_skips_pixels",         1,  2, 10, 10,  2, 2, 2,  3, 3, 0, 0, 1, 1, 1, true},
+  {"tall_input",                      1,  1, 17,  3,  2, 3, 3,  1, 1, 1, 1, 1, 1, 1, true},
+  {"single_row_input",                1,  2,  1, 13,  2, 1, 3,  1, 2, 0, 0, 1, 1, 1, false},
+  {"single_pixel_input",              3,  4,  1,  1,  5, 3, 3,  1, 1, 1, 1, 1, 1, 1, true},
+  {"batch4",                          4,  3,  6,  5,  2, 3, 3,  1, 1, 1, 1, 1, 1, 1, true},
+  // per-sample columns of 64·9·52·52 elements: the batch of 3 is unfolded in two chunks
+  {"batch_split_across_chunks",       3, 64, 52, 52,  4, 3, 3,  1, 1, 1, 1, 1, 1, 1, true},
+};
+// clang-format on
+
+/// The tensors of one case, drawn from a seed derived from the case's position.
+struct ConvData {
+  Tensor<double> x, w, b, dy;
+};
+
+ConvData make_data(const ConvCase& c, std::uint64_t seed) {
+  Rng rng = testing::seeded_rng(seed);
+  ConvData d;
+  d.x = testing::ref::uniform<double>(c.x_shape(), rng);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(c.c / c.groups * c.kh * c.kw));
+  d.w = testing::ref::uniform<double>(c.w_shape(), rng, -scale, scale);
+  d.b = testing::ref::uniform<double>(Shape{c.oc}, rng);
+  const Index oh = testing::ref::conv_out_size(c.h, c.kh, c.sh, c.ph, c.dh);
+  const Index ow = testing::ref::conv_out_size(c.w, c.kw, c.sw, c.pw, c.dw);
+  d.dy = testing::ref::uniform<double>(Shape{c.n, c.oc, oh, ow}, rng);
+  return d;
+}
+
+class Conv2dSweep : public ::testing::TestWithParam<ConvCase> {
+ protected:
+  /// 1000 + the case's position in kCases (GetParam() is a copy, so it is found by name).
+  std::uint64_t seed() const {
+    std::uint64_t i = 0;
+    while (std::string(kCases[i].name) != GetParam().name) ++i;
+    return 1000 + i;
+  }
+
+  template <typename T>
+  void check_forward(double tol) {
+    const ConvCase& c = GetParam();
+    const ConvData d = make_data(c, seed());
+    const Tensor<T> x = testing::ref::cast<T>(d.x), w = testing::ref::cast<T>(d.w),
+                    b = testing::ref::cast<T>(d.b);
+    const Tensor<T>* bias = c.bias ? &b : nullptr;
+    ops::Workspace<T> ws;
+    const Tensor<T> y = ops::conv2d_forward(x, w, bias, c.params(), ws);
+    const Tensor<T> expected = testing::ref::conv2d_forward(x, w, bias, c.params());
+    EXPECT_EQ(y.shape(), expected.shape());
+    EXPECT_TRUE(all_close(y, expected, tol)) << c;
+  }
+
+  template <typename T>
+  void check_backward_data(double tol) {
+    const ConvCase& c = GetParam();
+    const ConvData d = make_data(c, seed());
+    const Tensor<T> w = testing::ref::cast<T>(d.w), dy = testing::ref::cast<T>(d.dy);
+    ops::Workspace<T> ws;
+    const Tensor<T> dx = ops::conv2d_backward_data(dy, w, c.x_shape(), c.params(), ws);
+    const Tensor<T> expected = testing::ref::conv2d_backward_data(dy, w, c.x_shape(), c.params());
+    EXPECT_TRUE(all_close(dx, expected, tol)) << c;
+  }
+
+  template <typename T>
+  void check_backward_weight(double tol) {
+    const ConvCase& c = GetParam();
+    const ConvData d = make_data(c, seed());
+    const Tensor<T> x = testing::ref::cast<T>(d.x), dy = testing::ref::cast<T>(d.dy);
+    // Pre-filled gradients: the op must add to them, not overwrite them.
+    Rng rng = testing::seeded_rng(seed() + 500);
+    const Tensor<T> w0 = testing::ref::uniform<T>(c.w_shape(), rng, -2.0, 2.0);
+    const Tensor<T> b0 = testing::ref::uniform<T>(Shape{c.oc}, rng, -2.0, 2.0);
+    Tensor<T> gw = w0, gb = b0;
+    ops::Workspace<T> ws;
+    ops::conv2d_backward_weight(x, dy, c.params(), gw, c.bias ? &gb : nullptr, ws);
+
+    const auto fresh = testing::ref::conv2d_backward_weight(x, dy, c.w_shape(), c.params());
+    Tensor<T> expected_w(c.w_shape()), expected_b(Shape{c.oc});
+    for (Index i = 0; i < expected_w.numel(); ++i)
+      expected_w[i] = static_cast<T>(static_cast<double>(w0[i]) + fresh.weight[i]);
+    for (Index i = 0; i < c.oc; ++i)
+      expected_b[i] = static_cast<T>(static_cast<double>(b0[i]) + fresh.bias[i]);
+    EXPECT_TRUE(all_close(gw, expected_w, tol)) << "grad_weight, " << c;
+    if (c.bias) {
+      EXPECT_TRUE(all_close(gb, expected_b, tol)) << "grad_bias, " << c;
+    } else {
+      EXPECT_TRUE(all_close(gb, b0, 0.0)) << "grad_bias passed as null must stay untouched";
+    }
+  }
+};
+
+TEST_P(Conv2dSweep, ForwardFloat) { check_forward<float>(1e-4); }
+TEST_P(Conv2dSweep, ForwardDouble) { check_forward<double>(1e-12); }
+TEST_P(Conv2dSweep, BackwardDataFloat) { check_backward_data<float>(1e-4); }
+TEST_P(Conv2dSweep, BackwardDataDouble) { check_backward_data<double>(1e-12); }
+TEST_P(Conv2dSweep, BackwardWeightAccumulatesFloat) { check_backward_weight<float>(1e-4); }
+TEST_P(Conv2dSweep, BackwardWeightAccumulatesDouble) { check_backward_weight<double>(1e-12); }
+
+// The oracles are consistent with the forward reference: for the linear map y = conv(x; W),
+// <conv(x; W), dY> = <x, dX(dY)> = <W, dW(x, dY)>.
+TEST_P(Conv2dSweep, ReferenceOraclesAreAdjointsOfReferenceForward) {
+  const ConvCase& c = GetParam();
+  const ConvData d = make_data(c, seed());
+  const ops::Conv2dParams p = c.params();
+  const Tensor<double> y = testing::ref::conv2d_forward(d.x, d.w, nullptr, p);
+  ASSERT_EQ(y.shape(), d.dy.shape());
+  const double lhs = testing::ref::dot(y, d.dy);
+  const Tensor<double> dx = testing::ref::conv2d_backward_data(d.dy, d.w, c.x_shape(), p);
+  const auto grads = testing::ref::conv2d_backward_weight(d.x, d.dy, c.w_shape(), p);
+  const double tol = 1e-12 * std::max(1.0, std::abs(lhs));
+  EXPECT_NEAR(testing::ref::dot(d.x, dx), lhs, tol);
+  EXPECT_NEAR(testing::ref::dot(d.w, grads.weight), lhs, tol);
+  double dy_sum = 0.0;
+  for (double v : d.dy) dy_sum += v;
+  double db_sum = 0.0;
+  for (double v : grads.bias) db_sum += v;
+  EXPECT_NEAR(db_sum, dy_sum, 1e-12 * std::max(1.0, std::abs(dy_sum)));
+}
+
+// The geometry the op reports matches the reference output size (the window count).
+TEST_P(Conv2dSweep, GeometryMatchesWindowCount) {
+  const ConvCase& c = GetParam();
+  const ops::ConvGeometry g = ops::conv2d_geometry(c.x_shape(), c.w_shape(), c.params());
+  EXPECT_EQ(g.oh, testing::ref::conv_out_size(c.h, c.kh, c.sh, c.ph, c.dh));
+  EXPECT_EQ(g.ow, testing::ref::conv_out_size(c.w, c.kw, c.sw, c.pw, c.dw));
+  EXPECT_EQ(g.oh, ops::conv2d_output_size(c.h, c.kh, c.sh, c.ph, c.dh));
+}
+
+INSTANTIATE_TEST_SUITE_P(Sweep, Conv2dSweep, ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<ConvCase>& info) {
+                           return std::string(info.param.name);
+                         });
+
+// One Workspace carried through every case, big and small, in both directions: results do
+// not depend on what an earlier call left in the scratch buffers.
+TEST(Conv2dWorkspace, ReusedAcrossShapes) {
+  ops::Workspace<double> ws;
+  std::uint64_t seed = 1000;
+  for (const ConvCase& c : kCases) {
+    const ConvData d = make_data(c, seed++);
+    const ops::Conv2dParams p = c.params();
+    const Tensor<double>* bias = c.bias ? &d.b : nullptr;
+    EXPECT_TRUE(all_close(ops::conv2d_forward(d.x, d.w, bias, p, ws),
+                          testing::ref::conv2d_forward(d.x, d.w, bias, p), 1e-12))
+        << c;
+    EXPECT_TRUE(all_close(ops::conv2d_backward_data(d.dy, d.w, c.x_shape(), p, ws),
+                          testing::ref::conv2d_backward_data(d.dy, d.w, c.x_shape(), p), 1e-12))
+        << c;
+    Tensor<double> gw(c.w_shape());
+    ops::conv2d_backward_weight(d.x, d.dy, p, gw, kNoGradBias, ws);
+    EXPECT_TRUE(all_close(gw, testing::ref::conv2d_backward_weight(d.x, d.dy, c.w_shape(), p).weight,
+                          1e-12))
+        << c;
+  }
+  EXPECT_GT(ws.bytes(), 0u);
+}
+
+// Hand-computed values, so the reference itself is pinned to the definition.
+//   x = [1 2 3; 4 5 6; 7 8 9], w = [1 2; 3 4]
+TEST(Conv2dHandComputed, StrideOneAndStrideTwoWithPadding) {
+  Tensor<double> x(Shape{1, 1, 3, 3}), w(Shape{1, 1, 2, 2});
+  for (Index i = 0; i < 9; ++i) x[i] = static_cast<double>(i + 1);
+  for (Index i = 0; i < 4; ++i) w[i] = static_cast<double>(i + 1);
+  ops::Workspace<double> ws;
+
+  ops::Conv2dParams p;
+  const Tensor<double> y = ops::conv2d_forward(x, w, kNoBias, p, ws);
+  const Tensor<double> y_ref = testing::ref::conv2d_forward(x, w, nullptr, p);
+  const double expected[] = {37, 47, 67, 77};
+  ASSERT_EQ(y.shape(), Shape({1, 1, 2, 2}));
+  for (Index i = 0; i < 4; ++i) {
+    EXPECT_EQ(y[i], expected[i]) << i;
+    EXPECT_EQ(y_ref[i], expected[i]) << i;
+  }
+
+  // Windows start at -1 and 1: the corners see 1, 2-3, 4-7 and the bottom-right block.
+  p.stride_h = p.stride_w = 2;
+  p.pad_h = p.pad_w = 1;
+  const Tensor<double> y2 = ops::conv2d_forward(x, w, kNoBias, p, ws);
+  const Tensor<double> y2_ref = testing::ref::conv2d_forward(x, w, nullptr, p);
+  const double expected2[] = {4, 18, 36, 77};
+  ASSERT_EQ(y2.shape(), Shape({1, 1, 2, 2}));
+  for (Index i = 0; i < 4; ++i) {
+    EXPECT_EQ(y2[i], expected2[i]) << i;
+    EXPECT_EQ(y2_ref[i], expected2[i]) << i;
+  }
+
+  // dX for dY = 1 everywhere at stride 2, pad 1: each input pixel gets the weight it met.
+  const Tensor<double> ones(Shape{1, 1, 2, 2}, 1.0);
+  const Tensor<double> dx = ops::conv2d_backward_data(ones, w, x.shape(), p, ws);
+  const double expected_dx[] = {4, 3, 4, 2, 1, 2, 4, 3, 4};
+  for (Index i = 0; i < 9; ++i) EXPECT_EQ(dx[i], expected_dx[i]) << i;
+}
+
+// Stride 3 with a 2x2 kernel never reads row/column 2, 5, 8 of the input: their gradient
+// must be exactly zero.
+TEST(Conv2dHandComputed, UnreadPixelsGetZeroGradient) {
+  Rng rng = testing::seeded_rng(77);
+  const Tensor<double> w = testing::ref::uniform<double>(Shape{2, 2, 2, 2}, rng);
+  const Tensor<double> dy = testing::ref::uniform<double>(Shape{1, 2, 3, 3}, rng);
+  ops::Conv2dParams p;
+  p.stride_h = p.stride_w = 3;
+  ops::Workspace<double> ws;
+  const Tensor<double> dx = ops::conv2d_backward_data(dy, w, Shape{1, 2, 9, 9}, p, ws);
+  for (Index c = 0; c < 2; ++c)
+    for (Index r = 0; r < 9; ++r)
+      for (Index col = 0; col < 9; ++col) {
+        const double v = dx.at(0, c, r, col);
+        if (r % 3 == 2 || col % 3 == 2)
+          EXPECT_EQ(v, 0.0) << c << "," << r << "," << col;
+        else
+          EXPECT_NE(v, 0.0) << c << "," << r << "," << col;
+      }
+}
+
+}  // namespace
+}  // namespace convkit

@@ -1,0 +1,144 @@
+// gemm (all transpositions, strided storage, alpha/beta, k = 0) and the fully connected op
+// against triple loops.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <type_traits>
+
+#include <convkit/ops/gemm.h>
+#include <convkit/ops/linear.h>
+
+#include "support/reference_ops.h"
+#include "support/seed.h"
+
+namespace convkit {
+namespace {
+
+using testing::ref::all_close;
+
+template <typename T>
+class Gemm : public ::testing::Test {
+ protected:
+  static double tol() { return std::is_same_v<T, float> ? 1e-5 : 1e-13; }
+};
+TYPED_TEST_SUITE(Gemm, testing::Scalars);
+
+TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
+  using T = TypeParam;
+  const Index m = 5, n = 7, k = 6, pad = 3;  // stored rows are `pad` wider than needed
+  Rng rng = testing::seeded_rng(81);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (double beta : {0.0, 1.0, -0.5}) {
+        const Index a_rows = ta ? k : m, a_cols = ta ? m : k;
+        const Index b_rows = tb ? n : k, b_cols = tb ? k : n;
+        const Index lda = a_cols + pad, ldb = b_cols + pad, ldc = n + pad;
+        const Tensor<T> a = testing::ref::uniform<T>(Shape{a_rows, lda}, rng);
+        const Tensor<T> b = testing::ref::uniform<T>(Shape{b_rows, ldb}, rng);
+        Tensor<T> c = testing::ref::uniform<T>(Shape{m, ldc}, rng);
+        if (beta == 0.0)  // beta = 0 must ignore C, even NaN in it
+          for (T& v : c) v = std::numeric_limits<T>::quiet_NaN();
+        Tensor<T> expected = c;
+        const double alpha = 1.5;
+        for (Index i = 0; i < m; ++i)
+          for (Index j = 0; j < n; ++j) {
+            double s = 0.0;
+            for (Index q = 0; q < k; ++q) {
+              const double av = ta ? a[q * lda + i] : a[i * lda + q];
+              const double bv = tb ? b[j * ldb + q] : b[q * ldb + j];
+              s += av * bv;
+            }
+            const double old = beta == 0.0 ? 0.0 : beta * static_cast<double>(c[i * ldc + j]);
+            expected[i * ldc + j] = static_cast<T>(alpha * s + old);
+          }
+        ops::gemm(ta ? ops::Trans::kYes : ops::Trans::kNo, tb ? ops::Trans::kYes : ops::Trans::kNo,
+                  m, n, k, T(alpha), a.data(), lda, b.data(), ldb, T(beta), c.data(), ldc);
+        // The padding columns of C are left as they were (NaN compares unequal: check bits).
+        for (Index i = 0; i < m; ++i)
+          for (Index j = n; j < ldc; ++j) {
+            const T got = c[i * ldc + j], want = expected[i * ldc + j];
+            EXPECT_TRUE(got == want || (std::isnan(got) && std::isnan(want)));
+            c[i * ldc + j] = expected[i * ldc + j] = T(0);
+          }
+        EXPECT_TRUE(all_close(c, expected, TestFixture::tol()))
+            << "ta " << ta << " tb " << tb << " beta " << beta;
+      }
+}
+
+TYPED_TEST(Gemm, EmptyInnerDimensionScalesC) {
+  using T = TypeParam;
+  Tensor<T> c(Shape{2, 3}, T(4));
+  ops::gemm(ops::Trans::kNo, ops::Trans::kNo, 2, 3, 0, T(1), static_cast<const T*>(nullptr), 1,
+            static_cast<const T*>(nullptr), 3, T(0.5), c.data(), 3);
+  for (T v : c) EXPECT_EQ(v, T(2));
+  ops::gemm(ops::Trans::kNo, ops::Trans::kNo, 2, 3, 0, T(1), static_cast<const T*>(nullptr), 1,
+            static_cast<const T*>(nullptr), 3, T(0), c.data(), 3);
+  for (T v : c) EXPECT_EQ(v, T(0));
+}
+
+template <typename T>
+class Linear : public ::testing::Test {};
+TYPED_TEST_SUITE(Linear, testing::Scalars);
+
+TYPED_TEST(Linear, ForwardBackwardAgainstLoops) {
+  using T = TypeParam;
+  const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-13;
+  const Index n = 4, f = 9, o = 6;
+  Rng rng = testing::seeded_rng(91);
+  // x given as (N, 1, 3, 3): read as (N, F) by its first dimension.
+  const Tensor<T> x = testing::ref::uniform<T>(Shape{n, 1, 3, 3}, rng);
+  const Tensor<T> w = testing::ref::uniform<T>(Shape{o, f}, rng);
+  const Tensor<T> b = testing::ref::uniform<T>(Shape{o}, rng);
+  const Tensor<T> dy = testing::ref::uniform<T>(Shape{n, o}, rng);
+
+  Tensor<T> y_ref(Shape{n, o}), y_nobias_ref(Shape{n, o}), dx_ref(x.shape()), dw_ref(w.shape()),
+      db_ref(b.shape());
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < o; ++j) {
+      double s = 0.0;
+      for (Index q = 0; q < f; ++q) s += static_cast<double>(x[i * f + q]) * w[j * f + q];
+      y_nobias_ref[i * o + j] = static_cast<T>(s);
+      y_ref[i * o + j] = static_cast<T>(s + b[j]);
+    }
+  for (Index i = 0; i < n; ++i)
+    for (Index q = 0; q < f; ++q) {
+      double s = 0.0;
+      for (Index j = 0; j < o; ++j) s += static_cast<double>(dy[i * o + j]) * w[j * f + q];
+      dx_ref[i * f + q] = static_cast<T>(s);
+    }
+  // Pre-filled parameter gradients: the op adds.
+  Tensor<T> gw = testing::ref::uniform<T>(w.shape(), rng), gb = testing::ref::uniform<T>(b.shape(), rng);
+  for (Index j = 0; j < o; ++j) {
+    for (Index q = 0; q < f; ++q) {
+      double s = gw[j * f + q];
+      for (Index i = 0; i < n; ++i) s += static_cast<double>(dy[i * o + j]) * x[i * f + q];
+      dw_ref[j * f + q] = static_cast<T>(s);
+    }
+    double s = gb[j];
+    for (Index i = 0; i < n; ++i) s += dy[i * o + j];
+    db_ref[j] = static_cast<T>(s);
+  }
+
+  EXPECT_TRUE(all_close(ops::linear_forward(x, w, &b), y_ref, tol));
+  EXPECT_TRUE(all_close(ops::linear_forward(x, w, static_cast<const Tensor<T>*>(nullptr)), y_nobias_ref, tol));
+  EXPECT_TRUE(all_close(ops::linear_backward_data(dy, w, x.shape()), dx_ref, tol));
+  ops::linear_backward_weight(x, dy, gw, &gb);
+  EXPECT_TRUE(all_close(gw, dw_ref, tol));
+  EXPECT_TRUE(all_close(gb, db_ref, tol));
+}
+
+TEST(LinearErrors, InputFeatureMismatch) {
+  const Tensor<float> x(Shape{2, 5}), w(Shape{3, 4});
+  try {
+    ops::linear_forward(x, w, static_cast<const Tensor<float>*>(nullptr));
+    FAIL() << "expected ShapeError";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("linear: expected input (N, 4), got (2, 5)"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace convkit
