@@ -115,7 +115,7 @@ const std::vector<std::string> kFashionNames = {"T-shirt", "Trouser", "Pullover"
 int main(int argc, char** argv) {
   CLI::App app{"Train LeNet-5 on MNIST-format data with convkit"};
   std::string data_dir, dataset = "mnist", optimizer_name = "adam", schedule_name = "cosine", save_path = "lenet5.ckpt",
-              resume_path;
+              resume_path, normalize = "standardize";
   int epochs = 15, threads = 1;
   Index batch_size = 64, limit = -1;
   double lr = 1e-3, momentum = 0.9, weight_decay = 0.0;
@@ -131,6 +131,9 @@ int main(int argc, char** argv) {
   app.add_option("--weight-decay", weight_decay, "L2 weight decay")->check(CLI::Range(0.0, 1.0));
   app.add_option("--schedule", schedule_name, "Learning-rate schedule: none or cosine (per step, to 0)")
       ->check(CLI::IsMember({"none", "cosine"}));
+  app.add_option("--normalize", normalize,
+                 "Pixels: 'unit' = x/255 in [0, 1]; 'standardize' = (x/255 - mean)/std with the training set's statistics")
+      ->check(CLI::IsMember({"unit", "standardize"}));
   app.add_option("--seed", seed, "Seed for initialisation and shuffling");
   app.add_option("--threads", threads, "Threads for the GEMMs (needs an OpenMP build)")->check(CLI::Range(1, 256));
   app.add_option("--save", save_path, "Checkpoint written after every epoch ('' to skip)");
@@ -147,7 +150,13 @@ int main(int argc, char** argv) {
   try {
     const std::optional<DataChoice> choice = resolve_data(data_dir, dataset);
     if (!choice) return 2;
-    const auto options = data::MnistOptions().pad(2);
+    auto options = data::MnistOptions().pad(2);
+    if (normalize == "standardize") {
+      const auto [mean, stddev] =
+          data::idx_pixel_mean_std(data::find_data_file(choice->dir, "train-images-idx3-ubyte"));
+      options.standardize(mean, stddev);
+      std::printf("pixels standardised with the training set's mean %.4f and std %.4f\n", mean, stddev);
+    }
     const data::Dataset<float> train =
         data::load_mnist<float>(choice->dir, "train", data::MnistOptions(options).limit(limit));
     const data::Dataset<float> test = data::load_mnist<float>(choice->dir, "t10k", options);

@@ -23,6 +23,15 @@ namespace detail {
 template <typename T>
 struct IsSupportedScalar : std::bool_constant<std::is_same_v<T, float> || std::is_same_v<T, double>> {};
 
+/// T itself, in a context where a template argument is not deduced: lets a
+/// `const Tensor<NoDeduce<T>>*` parameter accept a plain nullptr.
+template <typename T>
+struct NoDeduceImpl {
+  using type = T;
+};
+template <typename T>
+using NoDeduce = typename NoDeduceImpl<T>::type;
+
 /// Returns a block to BlockCache; remembers the size it was allocated with.
 struct AlignedDelete {
   std::size_t bytes = 0;

@@ -7,8 +7,11 @@
 // zero-padded on every side (28×28 → 32×32 for LeNet-5 with padding 2).
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "convkit/core/error.h"
@@ -103,6 +106,22 @@ Dataset<T> make_image_dataset(const IdxArray& images, const std::string& images_
     d.labels[static_cast<std::size_t>(i)] = label;
   }
   return d;
+}
+
+/// Mean and standard deviation of the raw pixels (scaled to [0, 1], padding excluded) of an
+/// MNIST-format images file, for MnistOptions::standardize.
+/// @throws IoError/FormatError as read_idx.
+inline std::pair<double, double> idx_pixel_mean_std(const std::string& images_path) {
+  const IdxArray a = read_idx(images_path);
+  CONVKIT_CHECK(!a.values.empty(), FormatError, "IDX file " << images_path << ": expected pixels, got none");
+  double s = 0.0, s2 = 0.0;
+  for (std::uint8_t v : a.values) {
+    const double x = v / 255.0;
+    s += x;
+    s2 += x * x;
+  }
+  const double n = static_cast<double>(a.values.size()), mean = s / n;
+  return {mean, std::sqrt(std::max(s2 / n - mean * mean, 1e-12))};
 }
 
 /// Loads split "train" or "t10k" of an MNIST-format directory (10 classes).

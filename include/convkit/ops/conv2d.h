@@ -145,7 +145,7 @@ void check_bias(const Tensor<T>* bias, Index oc) {
 
 /// y (N, OC, OH, OW) = x (N, C, H, W) ⋆ weight (OC, C/g, KH, KW) + bias (OC) (bias may be null).
 template <typename T>
-Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>* bias,
+Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<convkit::detail::NoDeduce<T>>* bias,
                          const Conv2dParams& p, Workspace<T>& ws) {
   const ConvGeometry g = conv2d_geometry(x.shape(), weight.shape(), p);
   detail::check_bias(bias, g.oc);
@@ -207,7 +207,7 @@ Tensor<T> conv2d_backward_data(const Tensor<T>& grad_output, const Tensor<T>& we
 /// grad_weight (OC, C/g, KH, KW) += dY · colᵀ; grad_bias (OC) += Σ dY (grad_bias may be null).
 template <typename T>
 void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& grad_output, const Conv2dParams& p,
-                            Tensor<T>& grad_weight, Tensor<T>* grad_bias, Workspace<T>& ws) {
+                            Tensor<T>& grad_weight, Tensor<convkit::detail::NoDeduce<T>>* grad_bias, Workspace<T>& ws) {
   const ConvGeometry g = conv2d_geometry(x.shape(), grad_weight.shape(), p);
   CONVKIT_CHECK(grad_output.shape() == Shape({g.n, g.oc, g.oh, g.ow}), ShapeError,
                 "conv2d_backward_weight: expected grad_output " << Shape({g.n, g.oc, g.oh, g.ow})

@@ -15,7 +15,7 @@ namespace convkit::ops {
 
 /// `x` is read as (N, F) whatever its rank: N = its first dimension.
 template <typename T>
-Tensor<T> linear_forward(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>* bias) {
+Tensor<T> linear_forward(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<convkit::detail::NoDeduce<T>>* bias) {
   const Index n = x.dim(0), f = weight.dim(1), o = weight.dim(0);
   CONVKIT_CHECK(x.numel() == n * f, ShapeError,
                 "linear: expected input (N, " << f << "), got " << x.shape());
@@ -42,7 +42,7 @@ Tensor<T> linear_backward_data(const Tensor<T>& grad_output, const Tensor<T>& we
 /// grad_weight += dYᵀ · x; grad_bias += Σ_n dY[n] (grad_bias may be null).
 template <typename T>
 void linear_backward_weight(const Tensor<T>& x, const Tensor<T>& grad_output, Tensor<T>& grad_weight,
-                            Tensor<T>* grad_bias) {
+                            Tensor<convkit::detail::NoDeduce<T>>* grad_bias) {
   const Index n = grad_output.dim(0), o = grad_weight.dim(0), f = grad_weight.dim(1);
   gemm(Trans::kYes, Trans::kNo, o, f, n, T(1), grad_output.data(), o, x.data(), f, T(1),
        grad_weight.data(), f);
