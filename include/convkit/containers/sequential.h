@@ -92,7 +92,7 @@ class Sequential : public Layer<T> {
     Index total = 0;
     Shape s = input;
     for (const auto& c : children_) {
-      total += c.second->multiply_adds(s);
+      total += detail::with_error_prefix(c.first, [&] { return c.second->multiply_adds(s); });
       s = c.second->output_shape(s);
     }
     return total;
@@ -112,8 +112,9 @@ class Sequential : public Layer<T> {
     Index params = 0, macs = 0;
     os << std::left << std::setw(wname) << "" << std::setw(wdesc) << "input" << s << '\n';
     for (const auto& c : children_) {
+      const Shape out = detail::with_error_prefix(c.first, [&] { return c.second->output_shape(s); });
       const Index m = c.second->multiply_adds(s);
-      s = detail::with_error_prefix(c.first, [&] { return c.second->output_shape(s); });
+      s = out;
       const Index p = c.second->parameter_count();
       params += p;
       macs += m;

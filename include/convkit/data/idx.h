@@ -43,6 +43,8 @@ inline std::vector<std::uint8_t> read_all_bytes(const std::string& path) {
       const std::string why = gzerror(f, &code);
       const auto offset = out.size();
       gzclose(f);
+      // Z_ERRNO: the file itself could not be read (a directory, an I/O error), not bad data.
+      CONVKIT_CHECK(code != Z_ERRNO, IoError, "IDX file " << path << ": cannot read it after " << offset << " bytes (" << why << ")");
       CONVKIT_CHECK(false, FormatError,
                     "IDX file " << path << ": corrupt gzip data after " << offset << " bytes (" << why << ")");
     }

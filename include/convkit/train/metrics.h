@@ -71,9 +71,10 @@ class ConfusionMatrix {
   std::string to_string(const std::vector<std::string>& names = {}) const {
     std::ostringstream os;
     auto label = [&](Index k) { return k < static_cast<Index>(names.size()) ? names[static_cast<std::size_t>(k)] : std::to_string(k); };
-    std::size_t w = 6;
+    const std::string corner = "true\\pred";
+    std::size_t w = corner.size() + 1;  // the row labels' column, as wide as its header
     for (Index k = 0; k < classes_; ++k) w = std::max(w, label(k).size() + 1);
-    os << std::setw(static_cast<int>(w)) << "true\\pred";
+    os << std::setw(static_cast<int>(w)) << corner;
     for (Index k = 0; k < classes_; ++k) os << std::setw(6) << k;
     os << '\n';
     for (Index t = 0; t < classes_; ++t) {

@@ -1,8 +1,8 @@
 // convkit/train/progress.h — a progress line for training loops.
 //
 // On a terminal the bar redraws in place ("\r"): batches done, loss, running accuracy,
-// images/s and time left. Elsewhere (a pipe, a log file) it prints nothing until finish(),
-// which writes one plain line, so logs stay readable.
+// images/s and time left. Elsewhere (a pipe, a log file) it prints nothing at all, so logs
+// stay readable: the caller writes its own summary line, with finish()'s elapsed seconds.
 #pragma once
 
 #include <chrono>
