@@ -74,7 +74,11 @@ std::string download_mnist(const fs::path& dir) {
       }
     }
     fs::remove(target.string() + ".part");
-    if (!ok) return std::string("could not download ") + f.name + " (no network, or checksum mismatch)";
+    if (!ok) {
+      std::error_code ignored;
+      fs::remove(dir, ignored);  // only if empty: leave no empty data/mnist/ behind
+      return std::string("could not download ") + f.name + " (no network, or checksum mismatch)";
+    }
   }
   return "";
 }

@@ -20,10 +20,15 @@
 #include <convkit/layers/tanh.h>
 #include <convkit/models/lenet5.h>
 
+#include "support/expect.h"
 #include "support/gradcheck.h"
 #include "support/seed.h"
 
 namespace {
+
+using convkit::testing::message_of;
+using convkit::testing::contains;
+using convkit::testing::starts_with;
 
 using convkit::Conv2d;
 using convkit::Conv2dOptions;
@@ -47,30 +52,6 @@ using convkit::ValueError;
 using convkit::testing::gradcheck_layer;
 using convkit::testing::random_normal;
 using convkit::testing::seeded_rng;
-
-template <typename E>
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "threw nothing";
-  return "";
-}
-
-::testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
-
-::testing::AssertionResult starts_with(const std::string& text, const std::string& part) {
-  if (text.compare(0, part.size(), part) == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not start with \"" << part << "\"";
-}
 
 /// Conv2d(2->3, k3) -> Tanh -> MaxPool2d(2) -> Flatten -> FC(12 -> 4), for (N, 2, 6, 6) inputs.
 template <typename T>

@@ -105,11 +105,19 @@ TYPED_TEST(TensorTest, CheckedAccessNamesTheBadIndex) {
   EXPECT_NE(msg.find("expected 2 indices for shape (2, 3), got 1"), std::string::npos) << msg;
 }
 
-TEST(Parameter, ValueAndGradShareTheShape) {
+TEST(Parameter, GradIsAllocatedOnDemandWithTheValuesShape) {
   Parameter<float> p("weight", Shape{4, 3});
   EXPECT_EQ(p.name, "weight");
   EXPECT_EQ(p.value.shape(), (Shape{4, 3}));
+  EXPECT_FALSE(p.has_grad());
+  EXPECT_EQ(p.grad.numel(), 0);
+  Tensor<float>& g = p.ensure_grad();
+  EXPECT_TRUE(p.has_grad());
+  EXPECT_EQ(&g, &p.grad);
   EXPECT_EQ(p.grad.shape(), (Shape{4, 3}));
+  for (float v : p.grad) EXPECT_EQ(v, 0.0f);
+  g[0] = 2.0f;
+  EXPECT_EQ(p.ensure_grad()[0], 2.0f);  // a second call keeps the values
   EXPECT_TRUE(p.trainable);
   Parameter<double> buffer("running_mean", Shape{8}, false);
   EXPECT_FALSE(buffer.trainable);

@@ -15,6 +15,8 @@
 
 #include <unistd.h>
 
+#include "support/expect.h"
+
 namespace convkit::testing::data_files {
 
 /// A fresh directory under the system temp dir, removed with everything in it at scope end.
@@ -77,23 +79,7 @@ inline Bytes read_plain(const std::string& path) {
   return Bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
-template <typename E>
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "threw nothing";
-  return "";
-}
-
-inline ::testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
+using convkit::testing::contains;
+using convkit::testing::message_of;
 
 }  // namespace convkit::testing::data_files

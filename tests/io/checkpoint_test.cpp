@@ -10,7 +10,10 @@
 #include <string>
 #include <vector>
 
+#include <convkit/containers/sequential.h>
 #include <convkit/io/checkpoint.h>
+#include <convkit/layers/batch_norm2d.h>
+#include <convkit/layers/conv2d.h>
 
 #include "data/data_files.h"
 #include "support/seed.h"
@@ -476,6 +479,30 @@ TEST(LoadParameters, MisShapedEntry) {
   const std::string tmsg = message_of<FormatError>([&] { convkit::load_parameters(t, b.named(), ""); });
   EXPECT_TRUE(contains(tmsg, "entry 'fc.weight' has shape (3, 2), expected (2, 3)")) << tmsg;
   expect_unchanged(b, 50.0f);
+}
+
+TEST(SaveParameters, WholeModelRoundTripIncludesBuffersAndNamesTheFileOnError) {
+  TempDir dir;
+  Rng rng = convkit::testing::seeded_rng(77);
+  auto make = [](Rng& r) {
+    convkit::Sequential<float> net;
+    net.add("conv", std::make_unique<convkit::Conv2d<float>>(convkit::Conv2dOptions(2, 3, 3), r));
+    net.add("bn", std::make_unique<convkit::BatchNorm2d<float>>(3));
+    return net;
+  };
+  convkit::Sequential<float> a = make(rng), b = make(rng);
+  // A training forward moves a's running statistics away from b's.
+  a.forward(filled<float>(Shape{2, 2, 5, 5}, rng));
+  convkit::save_parameters(dir.file("m.ckpt"), a);
+  convkit::load_parameters(dir.file("m.ckpt"), b);
+  const auto pa = a.named_parameters(), pb = b.named_parameters();
+  ASSERT_EQ(pa.size(), 6u);  // conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var
+  for (std::size_t k = 0; k < pa.size(); ++k) EXPECT_TRUE(bit_equal(pa[k].param->value, pb[k].param->value)) << pa[k].name;
+  // Another architecture: the error names the file and the entry.
+  convkit::Sequential<float> other;
+  other.add("conv", std::make_unique<convkit::Conv2d<float>>(convkit::Conv2dOptions(2, 4, 3), rng));
+  const std::string msg = message_of<FormatError>([&] { convkit::load_parameters(dir.file("m.ckpt"), other); });
+  EXPECT_TRUE(contains(msg, "checkpoint " + dir.file("m.ckpt") + ": checkpoint: entry 'conv.weight' has shape (3, 2, 3, 3), expected (4, 2, 3, 3)")) << msg;
 }
 
 }  // namespace

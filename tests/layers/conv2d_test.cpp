@@ -9,10 +9,14 @@
 
 #include <convkit/layers/conv2d.h>
 
+#include "support/expect.h"
 #include "support/gradcheck.h"
 #include "support/seed.h"
 
 namespace {
+
+using convkit::testing::message_of;
+using convkit::testing::contains;
 
 using convkit::Conv2d;
 using convkit::Conv2dOptions;
@@ -27,26 +31,6 @@ using convkit::ValueError;
 using convkit::testing::gradcheck_layer;
 using convkit::testing::random_normal;
 using convkit::testing::seeded_rng;
-
-/// The message of the exception of type E that fn throws ("" and a failure otherwise).
-template <typename E>
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "threw nothing";
-  return "";
-}
-
-::testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
 
 /// Direct six-loop convolution: the oracle for the forward pass.
 template <typename T>
@@ -343,15 +327,16 @@ TEST(Conv2dParameters, NamesAndShapes) {
   ASSERT_EQ(ps.size(), 2u);
   EXPECT_EQ(ps[0]->name, "weight");
   EXPECT_EQ(ps[0]->value.shape(), (Shape{16, 6, 5, 5}));
-  EXPECT_EQ(ps[0]->grad.shape(), (Shape{16, 6, 5, 5}));
+  EXPECT_FALSE(ps[0]->has_grad());  // allocated by the first backward
+  EXPECT_EQ(ps[0]->ensure_grad().shape(), (Shape{16, 6, 5, 5}));
   EXPECT_EQ(ps[1]->name, "bias");
   EXPECT_EQ(ps[1]->value.shape(), (Shape{16}));
-  EXPECT_EQ(ps[1]->grad.shape(), (Shape{16}));
+  EXPECT_EQ(ps[1]->ensure_grad().shape(), (Shape{16}));
   EXPECT_TRUE(ps[0]->trainable);
   EXPECT_TRUE(ps[1]->trainable);
   EXPECT_EQ(ps[0], &conv.weight());
   EXPECT_EQ(ps[1], &conv.bias());
-  // Gradients start at zero.
+  // Gradients start at zero when allocated.
   for (float v : ps[0]->grad) ASSERT_EQ(v, 0.0f);
 }
 
@@ -520,8 +505,8 @@ TEST(Conv2dErrors, GradOutputOfWrongShape) {
   EXPECT_EQ(msg,
             "Conv2d(2->4, k=3x3, s=1, p=0): expected grad_output (2, 4, 3, 3) (the last forward's output), "
             "got (2, 4, 3, 4)");
-  // The parameter gradients are untouched by the rejected call.
-  for (double v : conv.weight().grad) ASSERT_EQ(v, 0.0);
+  // The rejected call did not even allocate the parameter gradients.
+  EXPECT_FALSE(conv.weight().has_grad());
 }
 
 TEST(Conv2dErrors, FailedForwardKeepsThePreviousForwardForBackward) {

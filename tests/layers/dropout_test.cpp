@@ -9,10 +9,13 @@
 
 #include <convkit/layers/dropout.h>
 
+#include "support/expect.h"
 #include "support/gradcheck.h"
 #include "support/seed.h"
 
 namespace {
+
+using convkit::testing::message_of;
 
 using convkit::Dropout;
 using convkit::DropoutOptions;
@@ -26,20 +29,6 @@ using convkit::ValueError;
 using convkit::testing::gradcheck_layer;
 using convkit::testing::random_normal;
 using convkit::testing::seeded_rng;
-
-template <typename E>
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "threw nothing";
-  return "";
-}
 
 template <typename T>
 Tensor<T> random_tensor(const Shape& s, Rng& rng) {

@@ -6,10 +6,13 @@
 
 #include <convkit/layers/flatten.h>
 
+#include "support/expect.h"
 #include "support/gradcheck.h"
 #include "support/seed.h"
 
 namespace {
+
+using convkit::testing::message_of;
 
 using convkit::Flatten;
 using convkit::Index;
@@ -21,20 +24,6 @@ using convkit::Tensor;
 using convkit::testing::gradcheck_layer;
 using convkit::testing::random_normal;
 using convkit::testing::seeded_rng;
-
-template <typename E>
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "threw nothing";
-  return "";
-}
 
 template <typename T>
 class FlattenTyped : public ::testing::Test {};

@@ -9,10 +9,13 @@
 
 #include <convkit/layers/fully_connected.h>
 
+#include "support/expect.h"
 #include "support/gradcheck.h"
 #include "support/seed.h"
 
 namespace {
+
+using convkit::testing::message_of;
 
 using convkit::FullyConnected;
 using convkit::FullyConnectedOptions;
@@ -27,20 +30,6 @@ using convkit::ValueError;
 using convkit::testing::gradcheck_layer;
 using convkit::testing::random_normal;
 using convkit::testing::seeded_rng;
-
-template <typename E>
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "threw nothing";
-  return "";
-}
 
 template <typename T>
 Tensor<T> random_tensor(const Shape& s, Rng& rng) {
@@ -192,7 +181,8 @@ TYPED_TEST(FullyConnectedTyped, ParametersNamesShapesAndInitialBounds) {
   ASSERT_EQ(ps.size(), 2u);
   EXPECT_EQ(ps[0]->name, "weight");
   EXPECT_EQ(ps[0]->value.shape(), (Shape{10, 25}));
-  EXPECT_EQ(ps[0]->grad.shape(), (Shape{10, 25}));
+  EXPECT_FALSE(ps[0]->has_grad());  // allocated by the first backward
+  EXPECT_EQ(ps[0]->ensure_grad().shape(), (Shape{10, 25}));
   EXPECT_EQ(ps[1]->name, "bias");
   EXPECT_EQ(ps[1]->value.shape(), (Shape{10}));
   const double bound = 1.0 / std::sqrt(25.0);

@@ -13,10 +13,13 @@
 #include <convkit/layers/global_avg_pool2d.h>
 #include <convkit/layers/max_pool2d.h>
 
+#include "support/expect.h"
 #include "support/gradcheck.h"
 #include "support/seed.h"
 
 namespace {
+
+using convkit::testing::message_of;
 
 using convkit::AvgPool2d;
 using convkit::GlobalAvgPool2d;
@@ -33,20 +36,6 @@ using convkit::testing::gradcheck_layer;
 using convkit::testing::random_distinct;
 using convkit::testing::random_normal;
 using convkit::testing::seeded_rng;
-
-template <typename E>
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "threw nothing";
-  return "";
-}
 
 template <typename T>
 Tensor<T> from_values(const Shape& s, const std::vector<double>& v) {

@@ -9,10 +9,13 @@
 
 #include <convkit/losses/softmax_cross_entropy.h>
 
+#include "support/expect.h"
 #include "support/gradcheck.h"
 #include "support/seed.h"
 
 namespace {
+
+using convkit::testing::message_of;
 
 using convkit::Index;
 using convkit::Rng;
@@ -25,20 +28,6 @@ using convkit::ValueError;
 using convkit::testing::gradcheck_function;
 using convkit::testing::random_normal;
 using convkit::testing::seeded_rng;
-
-template <typename E>
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "threw nothing";
-  return "";
-}
 
 template <typename T>
 Tensor<T> from_values(const Shape& s, const std::vector<double>& v) {

@@ -10,26 +10,15 @@
 #include <convkit/ops/conv2d.h>
 #include <convkit/ops/pool2d.h>
 
+#include "support/expect.h"
+
 namespace convkit {
 namespace {
 
+using convkit::testing::message_of;
+
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-
-/// Runs fn, expecting exception E; returns its message ("" and a failure otherwise).
-template <typename E>
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "threw nothing";
-  return "";
-}
 
 const Tensor<float>* const kNoBias = nullptr;
 

@@ -13,9 +13,13 @@
 #include <convkit/optim/optimizer.h>
 #include <convkit/optim/sgd.h>
 
+#include "support/expect.h"
 #include "support/seed.h"
 
 namespace {
+
+using convkit::testing::message_of;
+using convkit::testing::contains;
 
 using convkit::Adam;
 using convkit::AdamOptions;
@@ -30,25 +34,6 @@ using convkit::StepDecay;
 using convkit::Tensor;
 using convkit::ValueError;
 
-template <typename E>
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "threw nothing";
-  return "";
-}
-
-::testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
-
 const std::vector<double> kInit = {0.5, -1.25, 2.0};
 /// The gradient of step s (1-based) for element k: varies with both so a wrong buffer shows.
 double grad_at(int s, std::size_t k) { return 0.3 * s - 0.7 * static_cast<double>(k) + 0.1 * s * s; }
@@ -61,7 +46,7 @@ struct Fixture {
     for (std::size_t k = 0; k < kInit.size(); ++k) p.value[static_cast<Index>(k)] = static_cast<T>(kInit[k]);
   }
   void set_grad(int s) {
-    for (std::size_t k = 0; k < kInit.size(); ++k) p.grad[static_cast<Index>(k)] = static_cast<T>(grad_at(s, k));
+    for (std::size_t k = 0; k < kInit.size(); ++k) p.ensure_grad()[static_cast<Index>(k)] = static_cast<T>(grad_at(s, k));
   }
 };
 
@@ -243,12 +228,33 @@ TYPED_TEST(OptimizerTyped, LearningRateChangesTheNextStep) {
   for (Index k = 0; k < 3; ++k) EXPECT_EQ(f.p.value[k], before[k]);
 }
 
+TYPED_TEST(OptimizerTyped, ParametersWithoutAGradientAreLeftAlone) {
+  // As PyTorch skips a None gradient: no update, no weight decay, no state change.
+  Parameter<TypeParam> used("w", Shape{2}), unused("v", Shape{2});
+  used.value.fill(TypeParam(1));
+  unused.value.fill(TypeParam(1));
+  used.ensure_grad().fill(TypeParam(1));
+  const std::vector<NamedParameter<TypeParam>> named = {{"a.w", &used}, {"a.v", &unused}};
+  SGD<TypeParam> sgd(named, SgdOptions(0.5).momentum(0.9).weight_decay(0.1));
+  sgd.step();
+  EXPECT_EQ(used.value[0], TypeParam(1) - TypeParam(0.5) * (TypeParam(1) + TypeParam(0.1)));
+  EXPECT_EQ(unused.value[0], TypeParam(1));
+  EXPECT_FALSE(unused.has_grad());
+  sgd.zero_grad();
+  EXPECT_FALSE(unused.has_grad());  // zero_grad allocates nothing
+  EXPECT_EQ(used.grad[0], TypeParam(0));
+  Adam<TypeParam> adam(named, AdamOptions(0.1).weight_decay(0.1));
+  adam.step();
+  EXPECT_EQ(unused.value[0], TypeParam(1));
+  EXPECT_NE(used.value[0], TypeParam(1) - TypeParam(0.5) * (TypeParam(1) + TypeParam(0.1)));
+}
+
 TYPED_TEST(OptimizerTyped, NonTrainableParametersAreSkipped) {
   Parameter<TypeParam> w("weight", Shape{2}), buf("running_mean", Shape{2}, /*trainable=*/false);
   w.value.fill(TypeParam(1));
   buf.value.fill(TypeParam(1));
-  w.grad.fill(TypeParam(1));
-  buf.grad.fill(TypeParam(1));
+  w.ensure_grad().fill(TypeParam(1));
+  buf.ensure_grad().fill(TypeParam(1));
   const std::vector<NamedParameter<TypeParam>> named = {{"bn.weight", &w}, {"bn.running_mean", &buf}};
   SGD<TypeParam> sgd(named, SgdOptions(0.5).momentum(0.9));
   ASSERT_EQ(sgd.parameters().size(), 1u);

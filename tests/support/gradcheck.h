@@ -4,7 +4,7 @@
 // For a layer f and a random projection g, L(x, θ) = <f(x; θ), g>. The analytic gradients
 // come from one backward(g); the numerical ones from central differences
 //   ∂L/∂v ≈ (L(v + ε) − L(v − ε)) / 2ε
-// for every input element and every parameter element. Parameter gradients are pre-filled
+// for every input element and every trainable parameter element. Parameter gradients are pre-filled
 // with random values before backward, so a backward that overwrites instead of adding fails.
 // An element passes when |analytic − numerical| <= max(abs_tol, rel_tol · max(|a|, |n|)).
 #pragma once
@@ -107,10 +107,13 @@ inline ::testing::AssertionResult gradcheck_layer(Layer<double>& layer, Tensor<d
   Tensor<double> g(y.shape());
   for (double& v : g) v = rng.normal();
 
-  std::vector<Parameter<double>*> params = layer.parameters();
+  // Trainable parameters only: buffers (batch-norm running statistics) have no gradient.
+  std::vector<Parameter<double>*> params;
+  for (Parameter<double>* p : layer.parameters())
+    if (p->trainable) params.push_back(p);
   std::vector<Tensor<double>> prefill;
   for (Parameter<double>* p : params) {
-    for (double& v : p->grad) v = rng.normal();
+    for (double& v : p->ensure_grad()) v = rng.normal();
     prefill.push_back(p->grad);
   }
   const Tensor<double> dx = layer.backward(g);

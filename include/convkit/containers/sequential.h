@@ -7,13 +7,13 @@
 // description in front. summary(input_shape) validates the whole chain from a shape alone.
 #pragma once
 
-#include <iomanip>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "convkit/containers/summary.h"
 #include "convkit/layers/layer.h"
 
 namespace convkit {
@@ -51,6 +51,7 @@ class Sequential : public Layer<T> {
   Index size() const { return static_cast<Index>(children_.size()); }
   /// @throws ValueError for an index out of range.
   Layer<T>& operator[](Index i) { return *children_.at(checked(i)).second; }
+  const Layer<T>& operator[](Index i) const { return *children_.at(checked(i)).second; }
   const std::string& name(Index i) const { return children_.at(checked(i)).first; }
   /// @throws ValueError if no child has that name.
   Layer<T>& child(const std::string& name) {
@@ -63,7 +64,7 @@ class Sequential : public Layer<T> {
   Shape output_shape(const Shape& input) const override {
     Shape s = input;
     for (const auto& c : children_)
-      s = detail::with_error_prefix(c.first, [&] { return c.second->output_shape(s); });
+      s = detail::with_child_path(c.first, [&] { return c.second->output_shape(s); });
     return s;
   }
 
@@ -92,53 +93,42 @@ class Sequential : public Layer<T> {
     Index total = 0;
     Shape s = input;
     for (const auto& c : children_) {
-      total += detail::with_error_prefix(c.first, [&] { return c.second->multiply_adds(s); });
+      total += detail::with_child_path(c.first, [&] { return c.second->multiply_adds(s); });
       s = c.second->output_shape(s);
     }
     return total;
   }
 
-  /// A table of every child: name, description, output shape, parameters and multiply-adds
-  /// per forward pass for `input`, with totals.
+  /// A table of every child (and, for max_depth > 1, of their children): path, description,
+  /// output shape, trainable parameters and multiply-adds per forward pass for `input`, with
+  /// totals (containers/summary.h).
   /// @throws ShapeError (with the child's path) if the input does not flow through.
-  std::string summary(const Shape& input) const {
-    std::ostringstream os;
-    const int wname = 8, wdesc = 40, wshape = 20, wnum = 14;
-    os << std::left << std::setw(wname) << "name" << std::setw(wdesc) << "layer" << std::setw(wshape)
-       << "output shape" << std::right << std::setw(wnum) << "parameters" << std::setw(wnum) << "mult-adds"
-       << '\n'
-       << std::string(wname + wdesc + wshape + 2 * wnum, '-') << '\n';
-    Shape s = input;
-    Index params = 0, macs = 0;
-    os << std::left << std::setw(wname) << "" << std::setw(wdesc) << "input" << s << '\n';
-    for (const auto& c : children_) {
-      const Shape out = detail::with_error_prefix(c.first, [&] { return c.second->output_shape(s); });
-      const Index m = c.second->multiply_adds(s);
-      s = out;
-      const Index p = c.second->parameter_count();
-      params += p;
-      macs += m;
-      os << std::left << std::setw(wname) << c.first << std::setw(wdesc) << c.second->describe()
-         << std::setw(wshape) << s.to_string() << std::right << std::setw(wnum) << p << std::setw(wnum) << m
-         << '\n';
-    }
-    os << std::string(wname + wdesc + wshape + 2 * wnum, '-') << '\n'
-       << std::left << std::setw(wname + wdesc + wshape) << "total" << std::right << std::setw(wnum) << params
-       << std::setw(wnum) << macs << '\n';
-    return os.str();
+  std::string summary(const Shape& input, int max_depth = 1) const { return convkit::summary(*this, input, max_depth); }
+
+  Shape summarize(const Shape& input, const std::string& path, int depth, int max_depth,
+                  std::vector<SummaryRow>& rows) const override {
+    return detail::summarize_container(*this, path, depth, max_depth, rows, [&](auto&& child) {
+      Shape s = input;
+      for (const auto& c : children_) s = child(c.first, *c.second, s);
+      return s;
+    });
+  }
+
+  void visit_children(const std::function<void(const std::string&, Layer<T>&)>& fn) override {
+    for (auto& c : children_) fn(c.first, *c.second);
   }
 
  protected:
   Tensor<T> do_forward(const Tensor<T>& input) override {
     Tensor<T> h = input;
-    for (auto& c : children_) h = detail::with_error_prefix(c.first, [&] { return c.second->forward(h); });
+    for (auto& c : children_) h = detail::with_child_path(c.first, [&] { return c.second->forward(h); });
     return h;
   }
 
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
     Tensor<T> g = grad_output;
     for (auto it = children_.rbegin(); it != children_.rend(); ++it)
-      g = detail::with_error_prefix(it->first, [&] { return it->second->backward(g); });
+      g = detail::with_child_path(it->first, [&] { return it->second->backward(g); });
     return g;
   }
 

@@ -14,7 +14,19 @@ namespace convkit {
 /// Base of every exception thrown by convkit.
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& message) : std::runtime_error(message), detail_(message) {}
+  /// An error inside a container's child: the message is "path: detail".
+  Error(const std::string& path, const std::string& detail)
+      : std::runtime_error(path + ": " + detail), path_(path), detail_(detail) {}
+
+  /// The dotted path of the child that failed ("features.12"), empty outside containers.
+  const std::string& path() const { return path_; }
+  /// The message without the path.
+  const std::string& detail() const { return detail_; }
+
+ private:
+  std::string path_;
+  std::string detail_;
 };
 
 /// A tensor had the wrong rank, size or channel count.
@@ -57,7 +69,7 @@ template <typename Exception, typename Fill>
 }
 
 /// Runs fn(); a convkit::Error it throws is rethrown as the same type with "prefix: "
-/// before its message (containers use it to name the failing child's path).
+/// before its message (for context such as a file name; containers use with_child_path).
 template <typename Fn>
 decltype(auto) with_error_prefix(const std::string& prefix, Fn&& fn) {
   try {
@@ -74,6 +86,28 @@ decltype(auto) with_error_prefix(const std::string& prefix, Fn&& fn) {
     throw FormatError(prefix + ": " + e.what());
   } catch (const Error& e) {
     throw Error(prefix + ": " + e.what());
+  }
+}
+
+/// Runs fn(); a convkit::Error it throws is rethrown as the same type with the child's `name`
+/// in front of its path, so nested containers report "features.12: MaxPool2d(...): ...".
+template <typename Fn>
+decltype(auto) with_child_path(const std::string& name, Fn&& fn) {
+  auto join = [&](const Error& e) { return e.path().empty() ? name : name + "." + e.path(); };
+  try {
+    return fn();
+  } catch (const ShapeError& e) {
+    throw ShapeError(join(e), e.detail());
+  } catch (const ValueError& e) {
+    throw ValueError(join(e), e.detail());
+  } catch (const StateError& e) {
+    throw StateError(join(e), e.detail());
+  } catch (const IoError& e) {
+    throw IoError(join(e), e.detail());
+  } catch (const FormatError& e) {
+    throw FormatError(join(e), e.detail());
+  } catch (const Error& e) {
+    throw Error(join(e), e.detail());
   }
 }
 

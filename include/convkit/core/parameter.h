@@ -15,15 +15,25 @@ template <typename T>
 struct Parameter {
   Parameter() = default;
   Parameter(std::string name_, const Shape& shape, bool trainable_ = true)
-      : name(std::move(name_)), value(shape), grad(shape), trainable(trainable_) {}
+      : name(std::move(name_)), value(shape), trainable(trainable_) {}
 
   /// The local name within its layer ("weight"); Layer::named_parameters() gives the
   /// dotted path within a model ("features.0.weight").
   std::string name;
   Tensor<T> value;
-  /// Same shape as value; backward passes add to it until zero_grad().
+  /// Same shape as value once a backward pass has touched the parameter (allocated then,
+  /// zero-filled, as PyTorch's .grad); empty before, so a model used only for inference
+  /// holds no gradient memory. Backward passes add to it until zero_grad().
   Tensor<T> grad;
   bool trainable = true;
+
+  /// Whether grad has been allocated.
+  bool has_grad() const { return grad.shape() == value.shape(); }
+  /// grad, allocated and zero-filled first if it is not yet.
+  Tensor<T>& ensure_grad() {
+    if (!has_grad()) grad = Tensor<T>(value.shape());
+    return grad;
+  }
 };
 
 /// A parameter with its dotted path in a model, as Layer::named_parameters() returns it.

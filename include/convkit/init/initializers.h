@@ -4,6 +4,7 @@
 //   uniform(a, b)       U(a, b)
 //   he_uniform          U(−√(6 / fan_in), √(6 / fan_in))         (Kaiming, for ReLU nets)
 //   he_normal           N(0, 2 / fan_in)
+//   he_normal_fan_out   N(0, 2 / fan_out)                         (torchvision's VGG and ResNet convs)
 //   xavier_uniform      U(−√(6 / (fan_in + fan_out)), +…)        (Glorot)
 //   xavier_normal       N(0, 2 / (fan_in + fan_out))
 //   default_uniform     U(−1/√fan_in, 1/√fan_in), PyTorch's default for Conv2d and Linear
@@ -52,6 +53,11 @@ void he_uniform(Tensor<T>& w, Rng& rng) {
 template <typename T>
 void he_normal(Tensor<T>& w, Rng& rng) {
   normal(w, 0.0, std::sqrt(2.0 / static_cast<double>(fans_of(w.shape()).fan_in)), rng);
+}
+
+template <typename T>
+void he_normal_fan_out(Tensor<T>& w, Rng& rng) {
+  normal(w, 0.0, std::sqrt(2.0 / static_cast<double>(fans_of(w.shape()).fan_out)), rng);
 }
 
 template <typename T>

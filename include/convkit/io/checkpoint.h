@@ -27,6 +27,7 @@
 #include "convkit/core/error.h"
 #include "convkit/core/parameter.h"
 #include "convkit/core/tensor.h"
+#include "convkit/layers/layer.h"
 
 namespace convkit {
 
@@ -279,6 +280,24 @@ void load_parameters(const Checkpoint<T>& c, const std::vector<NamedParameter<T>
     CONVKIT_CHECK(entry.first.compare(0, prefix.size(), prefix) != 0 || wanted.count(entry.first) != 0,
                   FormatError, "checkpoint: unexpected entry '" << entry.first << "' matches no parameter");
   for (const NamedParameter<T>& p : params) p.param->value = *wanted.at(prefix + p.name);
+}
+
+/// Saves every parameter and buffer of `model` under its dotted path to `path` (atomically).
+/// @throws IoError if the file cannot be written.
+template <typename T>
+void save_parameters(const std::string& path, Layer<T>& model) {
+  Checkpoint<T> c;
+  save_parameters(c, model.named_parameters(), "");
+  c.save(path);
+}
+
+/// Loads what save_parameters(path, model) wrote into a model of the same architecture,
+/// strictly (see above); nothing changes unless every entry matches.
+/// @throws IoError/FormatError naming the file and the entry.
+template <typename T>
+void load_parameters(const std::string& path, Layer<T>& model) {
+  const Checkpoint<T> c = Checkpoint<T>::load(path);
+  detail::with_error_prefix("checkpoint " + path, [&] { load_parameters(c, model.named_parameters(), ""); });
 }
 
 }  // namespace convkit

@@ -138,8 +138,8 @@ class Conv2d : public Layer<T> {
   }
 
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
-    ops::conv2d_backward_weight(input_, grad_output, o_.params(), weight_.grad,
-                                o_.bias() ? &bias_.grad : nullptr, ws_);
+    ops::conv2d_backward_weight(input_, grad_output, o_.params(), weight_.ensure_grad(),
+                                o_.bias() ? &bias_.ensure_grad() : nullptr, ws_);
     if (!this->needs_input_grad()) return Tensor<T>();
     return ops::conv2d_backward_data(grad_output, weight_.value, input_.shape(), o_.params(), ws_);
   }

@@ -96,7 +96,7 @@ class FullyConnected : public Layer<T> {
     return ops::linear_forward(input, weight_.value, o_.bias() ? &bias_.value : nullptr);
   }
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
-    ops::linear_backward_weight(input_, grad_output, weight_.grad, o_.bias() ? &bias_.grad : nullptr);
+    ops::linear_backward_weight(input_, grad_output, weight_.ensure_grad(), o_.bias() ? &bias_.ensure_grad() : nullptr);
     if (!this->needs_input_grad()) return Tensor<T>();
     return ops::linear_backward_data(grad_output, weight_.value, input_.shape());
   }

@@ -6,6 +6,7 @@
 // zero_grad(). Layers start in training mode.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,18 @@
 #include "convkit/core/tensor.h"
 
 namespace convkit {
+
+/// One row of a model summary (Layer::summarize): the layer's dotted path, its depth in the
+/// tree (1 for a model's direct children), describe(), output shape, trainable parameters
+/// and multiply-adds of one forward pass, both including the layer's children.
+struct SummaryRow {
+  std::string path;
+  int depth = 0;
+  std::string layer;
+  Shape output;
+  Index parameters = 0;
+  Index multiply_adds = 0;
+};
 
 template <typename T>
 class Layer {
@@ -85,13 +98,10 @@ class Layer {
     return out;
   }
 
-  /// Number of scalars in all parameters, buffers included.
-  Index parameter_count() const {
-    Index n = 0;
-    // Collecting only reads; the const_cast lets a const model be counted.
-    for (const NamedParameter<T>& p : const_cast<Layer*>(this)->named_parameters()) n += p.param->value.numel();
-    return n;
-  }
+  /// Number of scalars in the trainable parameters (PyTorch's sum of parameters().numel()).
+  Index parameter_count() const { return count_scalars(/*trainable=*/true); }
+  /// Number of scalars in the non-trainable buffers (batch-norm running statistics).
+  Index buffer_count() const { return count_scalars(/*trainable=*/false); }
 
   /// Multiply-adds of one forward pass on an input of this shape (0 where negligible).
   virtual Index multiply_adds(const Shape& input) const {
@@ -99,9 +109,24 @@ class Layer {
     return 0;
   }
 
-  /// Sets every parameter gradient to zero.
+  /// Calls fn(name, child) for each direct child of a container (nothing for a plain layer).
+  virtual void visit_children(const std::function<void(const std::string&, Layer&)>& fn) { (void)fn; }
+
+  /// Appends this layer's row of a model summary for `input` under `path`, and for a
+  /// container, while depth < max_depth, its children's rows; returns the output shape.
+  /// @throws ShapeError (with the path inside a container) if the input does not flow through.
+  virtual Shape summarize(const Shape& input, const std::string& path, int depth, int max_depth,
+                          std::vector<SummaryRow>& rows) const {
+    (void)max_depth;
+    const Shape out = output_shape(input);
+    rows.push_back(SummaryRow{path, depth, describe(), out, parameter_count(), multiply_adds(input)});
+    return out;
+  }
+
+  /// Sets every allocated parameter gradient to zero.
   void zero_grad() {
-    for (Parameter<T>* p : parameters()) p->grad.fill(T(0));
+    for (Parameter<T>* p : parameters())
+      if (p->has_grad()) p->grad.fill(T(0));
   }
 
   /// Training mode (Dropout drops, BatchNorm uses batch statistics) or evaluation mode.
@@ -120,10 +145,30 @@ class Layer {
   }
 
  private:
+  Index count_scalars(bool trainable) const {
+    Index n = 0;
+    // Collecting only reads; the const_cast lets a const model be counted.
+    for (const NamedParameter<T>& p : const_cast<Layer*>(this)->named_parameters())
+      if (p.param->trainable == trainable) n += p.param->value.numel();
+    return n;
+  }
+
   bool training_ = true;
   bool needs_input_grad_ = true;
   bool has_forward_ = false;
   Shape last_output_shape_;
 };
+
+/// Every layer of type L in the tree under `root` (root included), depth first.
+template <typename L, typename T>
+std::vector<L*> find_layers(Layer<T>& root) {
+  std::vector<L*> found;
+  std::function<void(Layer<T>&)> walk = [&](Layer<T>& layer) {
+    if (auto* hit = dynamic_cast<L*>(&layer)) found.push_back(hit);
+    layer.visit_children([&](const std::string&, Layer<T>& child) { walk(child); });
+  };
+  walk(root);
+  return found;
+}
 
 }  // namespace convkit

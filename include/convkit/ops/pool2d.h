@@ -10,11 +10,14 @@
 //   Caffe) the divisor counts the padded positions inside the padded input,
 //   (min(y0 + KH, H + ph) − y0)·(…); without it, only the real pixels. dX = dY / divisor
 //   spread over the window.
+// Adaptive average: the output size is given instead of the window; output (i, j) averages
+//   rows [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉) and the same rule for columns (PyTorch's AdaptiveAvgPool2d).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "convkit/core/error.h"
@@ -212,6 +215,71 @@ Tensor<T> global_avg_pool2d_backward(const Tensor<T>& grad_output, const Shape& 
   for (Index i = 0; i < grad_output.numel(); ++i) {
     const T g = grad_output[i] / static_cast<T>(plane);
     std::fill(grad_input.data() + i * plane, grad_input.data() + (i + 1) * plane, g);
+  }
+  return grad_input;
+}
+
+/// Window [start, end) of output position i of `out` along an input axis of length `in`, as
+/// PyTorch's adaptive pooling: start = ⌊i·in/out⌋, end = ⌈(i + 1)·in/out⌉.
+inline std::pair<Index, Index> adaptive_window(Index i, Index in, Index out) {
+  return {(i * in) / out, ((i + 1) * in + out - 1) / out};
+}
+
+/// Output shape (N, C, OH, OW) of adaptive average pooling of x.
+/// @throws ValueError for an output size < 1; ShapeError unless x is (N, C, H, W) with H, W >= 1.
+inline Shape adaptive_avg_pool2d_output_shape(const Shape& x, Index oh, Index ow) {
+  CONVKIT_CHECK(oh >= 1 && ow >= 1, ValueError,
+                "adaptive_avg_pool2d: expected an output size >= 1, got " << oh << "x" << ow);
+  CONVKIT_CHECK(x.rank() == 4 && x[2] >= 1 && x[3] >= 1, ShapeError,
+                "adaptive_avg_pool2d: expected input (N, C, H, W) with H, W >= 1, got " << x);
+  return Shape{x[0], x[1], oh, ow};
+}
+
+/// y (N, C, OH, OW): output (i, j) is the mean of x over rows adaptive_window(i, H, OH) and
+/// columns adaptive_window(j, W, OW). Windows overlap when the sizes do not divide.
+template <typename T>
+Tensor<T> adaptive_avg_pool2d_forward(const Tensor<T>& x, Index oh, Index ow) {
+  const Shape ys = adaptive_avg_pool2d_output_shape(x.shape(), oh, ow);
+  auto y = Tensor<T>::uninitialized(ys);
+  const Index planes = ys[0] * ys[1], h = x.dim(2), w = x.dim(3);
+  for (Index pl = 0; pl < planes; ++pl) {
+    const T* plane = x.data() + pl * h * w;
+    for (Index oy = 0; oy < oh; ++oy) {
+      const auto [y0, y1] = adaptive_window(oy, h, oh);
+      for (Index ox = 0; ox < ow; ++ox) {
+        const auto [x0, x1] = adaptive_window(ox, w, ow);
+        T s = T(0);
+        for (Index r = y0; r < y1; ++r)
+          for (Index c = x0; c < x1; ++c) s += plane[r * w + c];
+        y[(pl * oh + oy) * ow + ox] = s / static_cast<T>((y1 - y0) * (x1 - x0));
+      }
+    }
+  }
+  return y;
+}
+
+/// dX: each dY(i, j) divided by its window's size and added to every pixel of the window.
+template <typename T>
+Tensor<T> adaptive_avg_pool2d_backward(const Tensor<T>& grad_output, const Shape& input_shape) {
+  CONVKIT_CHECK(grad_output.rank() == 4 && input_shape.rank() == 4 && grad_output.dim(0) == input_shape[0] &&
+                    grad_output.dim(1) == input_shape[1],
+                ShapeError,
+                "adaptive_avg_pool2d_backward: expected grad_output (" << input_shape[0] << ", " << input_shape[1]
+                                                                       << ", OH, OW), got " << grad_output.shape());
+  Tensor<T> grad_input(input_shape);
+  const Index planes = input_shape[0] * input_shape[1], h = input_shape[2], w = input_shape[3];
+  const Index oh = grad_output.dim(2), ow = grad_output.dim(3);
+  for (Index pl = 0; pl < planes; ++pl) {
+    T* plane = grad_input.data() + pl * h * w;
+    for (Index oy = 0; oy < oh; ++oy) {
+      const auto [y0, y1] = adaptive_window(oy, h, oh);
+      for (Index ox = 0; ox < ow; ++ox) {
+        const auto [x0, x1] = adaptive_window(ox, w, ow);
+        const T g = grad_output[(pl * oh + oy) * ow + ox] / static_cast<T>((y1 - y0) * (x1 - x0));
+        for (Index r = y0; r < y1; ++r)
+          for (Index c = x0; c < x1; ++c) plane[r * w + c] += g;
+      }
+    }
   }
   return grad_input;
 }

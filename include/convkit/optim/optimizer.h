@@ -28,15 +28,18 @@ class Optimizer {
   Optimizer& operator=(const Optimizer&) = delete;
   virtual ~Optimizer() = default;
 
-  /// Updates every parameter from its gradient.
+  /// Updates every parameter from its gradient; a parameter that no backward pass has
+  /// reached yet (no gradient allocated) is left alone, as PyTorch skips a None gradient.
   void step() {
     ++steps_;
-    for (std::size_t i = 0; i < params_.size(); ++i) update(i, *params_[i].param);
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      if (params_[i].param->has_grad()) update(i, *params_[i].param);
   }
 
-  /// Sets every parameter's gradient to zero.
+  /// Sets every allocated parameter gradient to zero.
   void zero_grad() {
-    for (const NamedParameter<T>& p : params_) p.param->grad.fill(T(0));
+    for (const NamedParameter<T>& p : params_)
+      if (p.param->has_grad()) p.param->grad.fill(T(0));
   }
 
   double learning_rate() const { return lr_; }

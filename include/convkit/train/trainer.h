@@ -2,16 +2,18 @@
 // training-state checkpoint (model, optimiser, epoch, RNG) that makes resuming exact.
 //
 // A training step on a batch (x, y):
-//   zero_grad;  logits = model(x);  L = softmax_cross_entropy(logits, y);
-//   model.backward(∂L/∂logits);  optimiser.step()
+//   zero_grad;  logits = model(x);  L = softmax_cross_entropy(logits, y) + Σ_aux wᵢ·CE(auxᵢ, y);
+//   model.backward(∂L/∂logits) (each auxiliary head adds its own gradient);  optimiser.step()
 #pragma once
 
 #include <cmath>
 #include <functional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "convkit/containers/auxiliary_head.h"
 #include "convkit/core/error.h"
 #include "convkit/core/rng.h"
 #include "convkit/data/batcher.h"
@@ -36,6 +38,8 @@ struct EpochStats {
 };
 
 /// Trains `model` for one epoch over `data` in the batcher's order (shuffled from rng).
+/// Auxiliary classifiers (AuxiliaryHead layers in the model, GoogLeNet's) add their weighted
+/// softmax cross-entropy to the loss; the reported loss is that total.
 /// @throws ValueError if the loss becomes non-finite (the message names epoch-local batch);
 /// the parameters are then those of the failed step and should be discarded.
 template <typename T>
@@ -44,7 +48,8 @@ EpochStats train_epoch(Layer<T>& model, Optimizer<T>& optimizer, const data::Dat
                        const BatchCallback& on_batch = {}) {
   model.train();
   batcher.start_epoch(rng);
-  SoftmaxCrossEntropy<T> loss;
+  SoftmaxCrossEntropy<T> loss, aux_loss;
+  const std::vector<AuxiliaryHead<T>*> heads = find_layers<AuxiliaryHead<T>>(model);
   Tensor<T> x;
   std::vector<Index> y;
   EpochStats stats;
@@ -55,7 +60,16 @@ EpochStats train_epoch(Layer<T>& model, Optimizer<T>& optimizer, const data::Dat
     if (schedule) optimizer.set_learning_rate(schedule(optimizer.steps()));
     optimizer.zero_grad();
     const Tensor<T> logits = model.forward(x);
-    const double l = static_cast<double>(loss.forward(logits, y));
+    double l = static_cast<double>(loss.forward(logits, y));
+    for (AuxiliaryHead<T>* head : heads) {
+      const Tensor<T>* out = head->output();
+      if (out == nullptr) continue;
+      l += head->loss_weight() * static_cast<double>(aux_loss.forward(*out, y));
+      Tensor<T> g = aux_loss.backward();
+      const T w = static_cast<T>(head->loss_weight());
+      for (T& v : g) v *= w;
+      head->set_output_grad(std::move(g));
+    }
     CONVKIT_CHECK(std::isfinite(l), ValueError,
                   "training: the loss became " << l << " at batch " << b << " of the epoch (step "
                                                << optimizer.steps() + 1 << ", learning rate "

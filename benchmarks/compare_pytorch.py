@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""convkit next to PyTorch on the CPU, in one interleaved run, as a ratio table.
+
+  benchmarks/compare_pytorch.py [--bench build/release/benchmarks/convkit_bench_models]
+                                [--threads 1 2] [--rounds 3] [--filter REGEX] [--markdown]
+
+For each round and thread count it runs convkit_bench_models (Google Benchmark, JSON) and
+then the same work in PyTorch (torchvision's models, eval mode under no_grad for forward;
+SGD-momentum training steps), and prints the median of the rounds with the ratio
+PyTorch time / convkit time (> 1: convkit is faster). Needs Debian's python3-torch and
+python3-torchvision; run with /usr/bin/python3. PyTorch's own threads are pinned with
+torch.set_num_threads and OMP/OpenBLAS variables, as ../shared/bench/pytorch_reference.py does.
+"""
+import argparse, json, os, platform, re, statistics, subprocess, sys, time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--bench", default="build/release/benchmarks/convkit_bench_models")
+ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+ap.add_argument("--rounds", type=int, default=3)
+ap.add_argument("--filter", default=".", help="regex on benchmark names (forward_b1/resnet18, train_b8/vgg16, ...)")
+ap.add_argument("--seconds", type=float, default=1.0, help="timed seconds per PyTorch figure and round")
+ap.add_argument("--markdown", action="store_true")
+args = ap.parse_args()
+
+# name -> (kind, model, batch)
+WORK = {f"forward_b1/{m}": ("forward", m, 1) for m in ["alexnet", "vgg16", "googlenet", "resnet18", "resnet50"]}
+WORK.update({f"train_b8/{m}": ("train", m, 8) for m in ["resnet18", "vgg16"]})
+WORK["train_b64/lenet5"] = ("train", "lenet5", 64)
+WORK = {k: v for k, v in WORK.items() if re.search(args.filter, k)}
+
+TORCH_CHILD = r'''
+import json, os, statistics, sys, time
+threads, seconds, work = int(sys.argv[1]), float(sys.argv[2]), json.loads(sys.argv[3])
+import torch, torch.nn as nn, torchvision.models as tvm
+torch.set_num_threads(threads)
+def lenet5():
+    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
+                         nn.ReLU(), nn.Linear(84, 10))
+build = {"alexnet": tvm.alexnet, "vgg16": tvm.vgg16, "resnet18": tvm.resnet18, "resnet50": tvm.resnet50,
+         "googlenet": lambda: tvm.googlenet(aux_logits=False, init_weights=True), "lenet5": lenet5}
+def timed(fn):
+    fn(); t0 = time.perf_counter(); fn(); per = time.perf_counter() - t0
+    reps = max(1, int(seconds / max(per, 1e-6) / 3))
+    samples = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps): fn()
+        samples.append((time.perf_counter() - t0) / reps)
+    return statistics.median(samples)
+out = {}
+for name, (kind, model, batch) in work.items():
+    torch.manual_seed(0)
+    m = build[model]()
+    size = 32 if model == "lenet5" else 224
+    x = torch.rand(batch, 1 if model == "lenet5" else 3, size, size)
+    if kind == "forward":
+        m.eval()
+        with torch.no_grad():
+            out[name] = timed(lambda: m(x))
+    else:
+        m.train()
+        y = torch.randint(0, 10 if model == "lenet5" else 1000, (batch,))
+        opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
+        def step():
+            opt.zero_grad(); nn.functional.cross_entropy(m(x), y).backward(); opt.step()
+        out[name] = timed(step)
+print(json.dumps({"torch": torch.__version__, "times": out}))
+'''
+
+
+def run_convkit(threads):
+    names = "|".join(re.escape(n) for n in WORK)
+    cmd = [args.bench, f"--threads={threads}", f"--benchmark_filter=^({names})$", "--benchmark_format=json"]
+    res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return {b["name"]: b["real_time"] / 1e3 for b in res["benchmarks"]}, res["context"]  # ms -> s
+
+
+def run_torch(threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    cmd = [sys.executable, "-c", TORCH_CHILD, str(threads), str(args.seconds), json.dumps(WORK)]
+    res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout)
+    return res["times"], res["torch"]
+
+
+ck = {t: {n: [] for n in WORK} for t in args.threads}
+pt = {t: {n: [] for n in WORK} for t in args.threads}
+torch_version = context = None
+start = time.time()
+for r in range(args.rounds):
+    for t in args.threads:
+        times, context = run_convkit(t)
+        for n, s in times.items():
+            ck[t][n].append(s)
+        times, torch_version = run_torch(t)
+        for n, s in times.items():
+            pt[t][n].append(s)
+        print(f"round {r + 1}/{args.rounds}, {t} thread(s) done after {time.time() - start:.0f} s", file=sys.stderr)
+
+cpu = "unknown"
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+except OSError:
+    pass
+flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+isa = "AVX-512" if " avx512f" in flags else ("AVX2" if " avx2" in flags else "SSE")
+print(f"machine: {cpu}, {os.cpu_count()} cores, {isa}; {platform.platform()}")
+print(f"convkit: {args.bench} (Eigen SIMD {context.get('eigen_simd', '?')}); PyTorch {torch_version}")
+print(f"medians of {args.rounds} interleaved rounds; times in ms; ratio = PyTorch / convkit (> 1: convkit faster)")
+head = ["work"] + [f"{c} {t}T" for t in args.threads for c in ("convkit", "PyTorch", "ratio")]
+if args.markdown:
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+else:
+    print("  ".join(f"{h:>14}" for h in head))
+for n in WORK:
+    row = [n]
+    for t in args.threads:
+        c, p = statistics.median(ck[t][n]), statistics.median(pt[t][n])
+        row += [f"{1e3 * c:.1f}", f"{1e3 * p:.1f}", f"{p / c:.2f}"]
+    if args.markdown:
+        print("| " + " | ".join(row) + " |")
+    else:
+        print("  ".join(f"{x:>14}" for x in row))
