@@ -71,9 +71,15 @@ print(json.dumps({"torch": torch.__version__, "times": out}))
 
 def run_convkit(threads):
     names = "|".join(re.escape(n) for n in WORK)
-    cmd = [args.bench, f"--threads={threads}", f"--benchmark_filter=^({names})$", "--benchmark_format=json"]
+    # Google Benchmark appends "/min_time:.../real_time" to each name.
+    cmd = [args.bench, f"--threads={threads}", f"--benchmark_filter=^({names})(/|$)", "--benchmark_format=json"]
     res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-    return {b["name"]: b["real_time"] / 1e3 for b in res["benchmarks"]}, res["context"]  # ms -> s
+    times = {}
+    for b in res["benchmarks"]:
+        for n in WORK:
+            if b["name"] == n or b["name"].startswith(n + "/"):
+                times[n] = b["real_time"] / 1e3  # ms -> s
+    return times, res["context"]
 
 
 def run_torch(threads):

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -111,6 +112,20 @@ std::optional<DataChoice> resolve_data(const std::string& explicit_dir, const st
   return std::nullopt;
 }
 
+/// Appends one epoch to the CSV log, writing the header first if the file is new or empty.
+/// @throws IoError if the file cannot be written.
+void append_log(const std::string& path, long long epoch, const EpochStats& train, const EvalStats& test,
+                double seconds) {
+  const bool fresh = !fs::exists(path) || fs::file_size(path) == 0;
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  CONVKIT_CHECK(f != nullptr, IoError, "cannot open the log " << path << " for appending");
+  if (fresh) std::fprintf(f, "epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds,images_per_second\n");
+  std::fprintf(f, "%lld,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", epoch, train.loss, train.accuracy, test.loss,
+               test.accuracy(), seconds, static_cast<double>(train.images) / seconds);
+  const bool ok = std::fclose(f) == 0;
+  CONVKIT_CHECK(ok, IoError, "cannot write the log " << path);
+}
+
 const std::vector<std::string> kFashionNames = {"T-shirt", "Trouser", "Pullover", "Dress", "Coat",
                                                 "Sandal",  "Shirt",   "Sneaker",  "Bag",   "Boot"};
 
@@ -119,7 +134,7 @@ const std::vector<std::string> kFashionNames = {"T-shirt", "Trouser", "Pullover"
 int main(int argc, char** argv) {
   CLI::App app{"Train LeNet-5 on MNIST-format data with convkit"};
   std::string data_dir, dataset = "mnist", optimizer_name = "adam", schedule_name = "cosine", save_path = "lenet5.ckpt",
-              resume_path, normalize = "standardize";
+              resume_path, normalize = "standardize", log_path;
   int epochs = 15, threads = 1;
   Index batch_size = 64, limit = -1;
   double lr = 1e-3, momentum = 0.9, weight_decay = 0.0;
@@ -142,6 +157,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "Threads for the GEMMs (needs an OpenMP build)")->check(CLI::Range(1, 256));
   app.add_option("--save", save_path, "Checkpoint written after every epoch ('' to skip)");
   app.add_option("--resume", resume_path, "Checkpoint to continue from");
+  app.add_option("--log", log_path,
+                 "CSV file that gets one line per epoch (epoch, losses, accuracies, seconds); appended to on --resume");
   app.add_option("--limit", limit, "Use only the first N training images (quick runs)");
   app.add_flag("--eval-only", eval_only, "Only evaluate (the model from --resume) on the test set");
   CLI11_PARSE(app, argc, argv);
@@ -155,11 +172,15 @@ int main(int argc, char** argv) {
     const std::optional<DataChoice> choice = resolve_data(data_dir, dataset);
     if (!choice) return 2;
     auto options = data::MnistOptions().pad(2);
+    // How the pixels were prepared, saved with the checkpoint for programs that use the model.
+    std::map<std::string, std::string> meta = {{"dataset", choice->name}, {"pad", "2"}, {"mean", "0"}, {"std", "1"}};
     if (normalize == "standardize") {
       const auto [mean, stddev] =
           data::idx_pixel_mean_std(data::find_data_file(choice->dir, "train-images-idx3-ubyte"));
       options.standardize(mean, stddev);
       std::printf("pixels standardised with the training set's mean %.4f and std %.4f\n", mean, stddev);
+      meta["mean"] = std::to_string(mean);
+      meta["std"] = std::to_string(stddev);
     }
     const data::Dataset<float> train =
         data::load_mnist<float>(choice->dir, "train", data::MnistOptions(options).limit(limit));
@@ -184,6 +205,10 @@ int main(int argc, char** argv) {
     }
     const bool fashion = choice->name == "Fashion-MNIST";
     const std::vector<std::string> names = fashion ? kFashionNames : std::vector<std::string>{};
+    std::string classes;
+    for (Index k = 0; k < train.num_classes; ++k)
+      classes += (k ? "," : "") + (fashion ? kFashionNames[static_cast<std::size_t>(k)] : std::to_string(k));
+    meta["classes"] = classes;
 
     if (!eval_only) {
       std::printf("LeNet-5, %lld parameters; %s lr %g%s, batch %lld, %d epochs, seed %llu, %d thread(s)\n",
@@ -216,7 +241,8 @@ int main(int argc, char** argv) {
                     epoch + 1, epochs, stats.loss, 100.0 * stats.accuracy, ev.loss, 100.0 * ev.accuracy(), secs,
                     static_cast<double>(stats.images) / secs);
         std::fflush(stdout);
-        if (!save_path.empty()) save_training_state(save_path, model, *optimizer, epoch + 1, rng);
+        if (!log_path.empty()) append_log(log_path, epoch + 1, stats, ev, secs);
+        if (!save_path.empty()) save_training_state(save_path, model, *optimizer, epoch + 1, rng, meta);
       }
       std::printf("training time: %.1f s\n", train_seconds);
     }

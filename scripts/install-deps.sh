@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what convkit's build needs on Debian/Ubuntu, or says what is missing.
-# Required: the compiler, CMake, Eigen, zlib, GoogleTest, Google Benchmark, CLI11.
+# Required: the compiler, CMake, Eigen, zlib, GoogleTest, Google Benchmark, CLI11, stb (the
+# picture examples) and pkg-config (the packaging test).
 # Optional (a warning if they cannot be had): Debian's Fashion-MNIST, which the trainer
 # falls back to and the integration test trains on, and curl, which downloads MNIST.
 # As root it runs apt-get; otherwise it prints the apt-get command to run (and fails only
 # if something required is missing).
 set -euo pipefail
 
-required=(cmake g++ make libeigen3-dev zlib1g-dev libgtest-dev libbenchmark-dev libcli11-dev)
+required=(cmake g++ make libeigen3-dev zlib1g-dev libgtest-dev libbenchmark-dev libcli11-dev libstb-dev pkg-config)
 optional=(dataset-fashion-mnist curl)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
@@ -19,7 +20,7 @@ for p in "${optional[@]}"; do installed "$p" || missing_optional+=("$p"); done
 if ! command -v apt-get >/dev/null 2>&1; then
   [ ${#missing_required[@]} -eq 0 ] && exit 0
   echo "convkit: no apt-get here; install by hand: a C++17 compiler, CMake >= 3.16, Eigen 3.4, zlib," >&2
-  echo "         GoogleTest, Google Benchmark and CLI11 (Debian names: ${missing_required[*]})" >&2
+  echo "         GoogleTest, Google Benchmark, CLI11, stb and pkg-config (Debian names: ${missing_required[*]})" >&2
   exit 1
 fi
 if [ "$(id -u)" -ne 0 ]; then

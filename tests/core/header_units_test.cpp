@@ -1,5 +1,6 @@
 // Every public header compiles alone in its own translation unit (the units are generated
-// by tests/CMakeLists.txt, one per header); this test checks that none was skipped.
+// by tests/CMakeLists.txt, one per header); this test checks that none was skipped. And the
+// version macros equal the CMake project version.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -18,4 +19,13 @@ TEST(Headers, EachPublicHeaderHasItsOwnTranslationUnit) {
       on_disk.insert(std::filesystem::relative(entry.path(), root).generic_string());
   EXPECT_GE(on_disk.size(), 20u);
   EXPECT_EQ(compiled, on_disk);
+}
+
+#include <convkit/version.h>
+
+TEST(Version, MacrosAndStringMatchTheCMakeProjectVersion) {
+  const std::string macros = std::to_string(CONVKIT_VERSION_MAJOR) + "." + std::to_string(CONVKIT_VERSION_MINOR) + "." +
+                             std::to_string(CONVKIT_VERSION_PATCH);
+  EXPECT_EQ(macros, CONVKIT_CMAKE_VERSION);
+  EXPECT_EQ(std::string(convkit::kVersion), CONVKIT_CMAKE_VERSION);
 }

@@ -1,150 +1,38 @@
-// tests/support/gradcheck.h — the double-precision finite-difference gradient checker that
-// every layer and loss test uses (DESIGN.md §8).
-//
-// For a layer f and a random projection g, L(x, θ) = <f(x; θ), g>. The analytic gradients
-// come from one backward(g); the numerical ones from central differences
-//   ∂L/∂v ≈ (L(v + ε) − L(v − ε)) / 2ε
-// for every input element and every trainable parameter element. Parameter gradients are pre-filled
-// with random values before backward, so a backward that overwrites instead of adding fails.
-// An element passes when |analytic − numerical| <= max(abs_tol, rel_tol · max(|a|, |n|)).
+// tests/support/gradcheck.h — the library's gradient checker (convkit/testing/gradcheck.h) as
+// GoogleTest assertions, and random inputs that keep away from kinks (DESIGN.md §8).
 #pragma once
 
 #include <gtest/gtest.h>
 
-#include <cmath>
+#include <algorithm>
 #include <functional>
-#include <sstream>
-#include <string>
-#include <vector>
+#include <utility>
 
 #include <convkit/core/rng.h>
 #include <convkit/core/tensor.h>
 #include <convkit/layers/layer.h>
+#include <convkit/testing/gradcheck.h>
 
 namespace convkit::testing {
 
-struct GradcheckOptions {
-  double eps = 1e-5;
-  double rel_tol = 1e-6;
-  double abs_tol = 1e-9;
-  /// Called before every forward (for example to reset a Dropout mask's Rng).
-  std::function<void()> before_forward;
-};
+using detail::dot;  // <a, b> in long double
 
-/// Compares one analytic value against its numerical estimate; records the worst miss.
-class GradcheckReport {
- public:
-  explicit GradcheckReport(const GradcheckOptions& o) : o_(o) {}
-
-  void compare(const std::string& what, Index i, double analytic, double numerical) {
-    ++checked_;
-    const double diff = std::abs(analytic - numerical);
-    const double scale = std::max(std::abs(analytic), std::abs(numerical));
-    const double allowed = std::max(o_.abs_tol, o_.rel_tol * scale);
-    const double ratio = diff / allowed;
-    if (ratio > worst_ratio_) {
-      worst_ratio_ = ratio;
-      std::ostringstream os;
-      os.precision(12);
-      os << what << "[" << i << "]: analytic " << analytic << ", numerical " << numerical
-         << ", |diff| " << diff << " (allowed " << allowed << ")";
-      worst_ = os.str();
-    }
-  }
-
-  ::testing::AssertionResult result() const {
-    if (checked_ == 0) return ::testing::AssertionFailure() << "gradcheck compared no element";
-    if (worst_ratio_ <= 1.0)
-      return ::testing::AssertionSuccess() << checked_ << " elements within tolerance";
-    return ::testing::AssertionFailure() << "gradcheck failed on " << checked_
-                                         << " elements; worst: " << worst_;
-  }
-
-  Index checked() const { return checked_; }
-
- private:
-  GradcheckOptions o_;
-  Index checked_ = 0;
-  double worst_ratio_ = 0.0;
-  std::string worst_;
-};
+inline ::testing::AssertionResult as_assertion(const GradcheckResult& r) {
+  if (r.ok()) return ::testing::AssertionSuccess() << r.message();
+  return ::testing::AssertionFailure() << r.message();
+}
 
 /// Checks `analytic` = ∂loss/∂x at x by central differences on every element of x.
 inline ::testing::AssertionResult gradcheck_function(
     const std::function<double(const Tensor<double>&)>& loss, Tensor<double> x,
     const Tensor<double>& analytic, const GradcheckOptions& o = {}) {
-  if (analytic.shape() != x.shape())
-    return ::testing::AssertionFailure() << "analytic gradient " << analytic.shape()
-                                         << " differs from input " << x.shape();
-  GradcheckReport report(o);
-  for (Index i = 0; i < x.numel(); ++i) {
-    const double v = x[i];
-    x[i] = v + o.eps;
-    const double lp = loss(x);
-    x[i] = v - o.eps;
-    const double lm = loss(x);
-    x[i] = v;
-    report.compare("input", i, analytic[i], (lp - lm) / (2 * o.eps));
-  }
-  return report.result();
+  return as_assertion(gradcheck(loss, std::move(x), analytic, o));
 }
 
-/// <a, b> accumulated in long double, so the sum adds little rounding to the differences.
-inline double dot(const Tensor<double>& a, const Tensor<double>& b) {
-  long double s = 0;
-  for (Index i = 0; i < a.numel(); ++i) s += static_cast<long double>(a[i]) * b[i];
-  return static_cast<double>(s);
-}
-
-/// Gradient check of a layer at input x: every input element and every parameter element.
+/// Gradient check of a layer at input x: every input element and every trainable parameter.
 inline ::testing::AssertionResult gradcheck_layer(Layer<double>& layer, Tensor<double> x, Rng& rng,
                                                   const GradcheckOptions& o = {}) {
-  auto run_forward = [&](const Tensor<double>& in) {
-    if (o.before_forward) o.before_forward();
-    return layer.forward(in);
-  };
-  const Tensor<double> y = run_forward(x);
-  Tensor<double> g(y.shape());
-  for (double& v : g) v = rng.normal();
-
-  // Trainable parameters only: buffers (batch-norm running statistics) have no gradient.
-  std::vector<Parameter<double>*> params;
-  for (Parameter<double>* p : layer.parameters())
-    if (p->trainable) params.push_back(p);
-  std::vector<Tensor<double>> prefill;
-  for (Parameter<double>* p : params) {
-    for (double& v : p->ensure_grad()) v = rng.normal();
-    prefill.push_back(p->grad);
-  }
-  const Tensor<double> dx = layer.backward(g);
-
-  GradcheckReport report(o);
-  auto loss = [&](const Tensor<double>& in) { return dot(run_forward(in), g); };
-  if (dx.shape() != x.shape())
-    return ::testing::AssertionFailure() << "input gradient " << dx.shape() << " differs from input "
-                                         << x.shape();
-  for (Index i = 0; i < x.numel(); ++i) {
-    const double v = x[i];
-    x[i] = v + o.eps;
-    const double lp = loss(x);
-    x[i] = v - o.eps;
-    const double lm = loss(x);
-    x[i] = v;
-    report.compare("input", i, dx[i], (lp - lm) / (2 * o.eps));
-  }
-  for (std::size_t k = 0; k < params.size(); ++k) {
-    Parameter<double>& p = *params[k];
-    for (Index i = 0; i < p.value.numel(); ++i) {
-      const double v = p.value[i];
-      p.value[i] = v + o.eps;
-      const double lp = loss(x);
-      p.value[i] = v - o.eps;
-      const double lm = loss(x);
-      p.value[i] = v;
-      report.compare(p.name, i, p.grad[i] - prefill[k][i], (lp - lm) / (2 * o.eps));
-    }
-  }
-  return report.result();
+  return as_assertion(gradcheck(layer, std::move(x), rng, o));
 }
 
 /// A tensor of the given shape with elements drawn from N(0, 1).

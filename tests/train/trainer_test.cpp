@@ -416,6 +416,22 @@ TEST(Trainer, LoadTrainingStateWithWrongShapeChangesNothing) {
   EXPECT_TRUE(contains(message_of<IoError>([&] { convkit::load_training_state(missing, model, opt, rng); }), missing));
 }
 
+TEST(Trainer, MetaTextsAreSavedBesideTheStateAndIgnoredOnResume) {
+  TempDir dir;
+  const std::string path = dir.file("meta.ckpt");
+  Sequential<float> model = small_model<float>(540);
+  SGD<float> opt(model.named_parameters(), SgdOptions(0.1));
+  convkit::save_training_state(path, model, opt, 3, Rng(5), {{"dataset", "Fashion-MNIST"}, {"mean", "0.286"}});
+  const auto c = convkit::Checkpoint<float>::load(path);
+  EXPECT_EQ(c.text("meta.dataset"), "Fashion-MNIST");
+  EXPECT_EQ(c.text("meta.mean"), "0.286");
+  Sequential<float> other = small_model<float>(541);
+  SGD<float> other_opt(other.named_parameters(), SgdOptions(0.1));
+  Rng rng(0);
+  EXPECT_EQ(convkit::load_training_state(path, other, other_opt, rng), 3);
+  EXPECT_TRUE(same_parameters(model, other));
+}
+
 TEST(Trainer, NonFiniteLossFromANanParameter) {
   const Dataset<float> train = make_data<float>(16, 530);
   Sequential<float> model = small_model<float>(531);

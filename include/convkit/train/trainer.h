@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -119,11 +120,14 @@ EvalStats evaluate(Layer<T>& model, const data::Dataset<T>& data, Index batch_si
 }
 
 /// Everything needed to continue training exactly: parameters ("model.*"), optimiser
-/// state ("optimizer.*", learning rate, step count), epochs done and the RNG state.
+/// state ("optimizer.*", learning rate, step count), epochs done and the RNG state; `meta`
+/// texts (how the data was prepared, class names) are stored as "meta.<key>" for programs
+/// that later use the model.
 template <typename T>
 void save_training_state(const std::string& path, Layer<T>& model, Optimizer<T>& optimizer, long long epoch,
-                         const Rng& rng) {
+                         const Rng& rng, const std::map<std::string, std::string>& meta = {}) {
   Checkpoint<T> c;
+  for (const auto& [key, value] : meta) c.put_text("meta." + key, value);
   save_parameters(c, model.named_parameters(), "model.");
   for (const auto& [name, tensor] : optimizer.state()) c.put("optimizer." + name, *tensor);
   std::ostringstream lr;
