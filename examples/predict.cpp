@@ -85,8 +85,7 @@ int main(int argc, char** argv) {
     const Index classes = c.tensor("model.output.bias").numel();
     Rng rng(0);
     Sequential<float> model = models::lenet5<float>(rng, classes);
-    detail::with_error_prefix("checkpoint " + checkpoint,
-                              [&] { load_parameters(c, model.named_parameters(), "model."); });
+    load_parameters(c, model.named_parameters(), "model.", "checkpoint " + checkpoint);
     model.eval();
     std::vector<std::string> names = c.has_text("meta.classes") ? split(c.text("meta.classes"), ',') : std::vector<std::string>{};
     names.resize(static_cast<std::size_t>(classes));

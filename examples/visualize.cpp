@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
     const Checkpoint<float> c = Checkpoint<float>::load(checkpoint);
     Rng rng(0);
     Sequential<float> net = models::lenet5<float>(rng, c.tensor("model.output.bias").numel());
-    detail::with_error_prefix("checkpoint " + checkpoint, [&] { load_parameters(c, net.named_parameters(), "model."); });
+    load_parameters(c, net.named_parameters(), "model.", "checkpoint " + checkpoint);
     net.eval();
 
     // C1's filters (6, 1, 5, 5), 5x5 tiles scaled 16 times.

@@ -317,7 +317,7 @@ TEST(Optimizer, BadOptionsAreValueErrorsWithTheValues) {
   EXPECT_TRUE(contains(message_of<ValueError>([&] { SGD<float>(named, SgdOptions(0.1).momentum(-0.25)); }),
                        "got -0.25"));
   EXPECT_TRUE(contains(message_of<ValueError>([&] { SGD<float>(named, SgdOptions(0.1).weight_decay(-0.01)); }),
-                       "SGD: expected weight_decay >= 0, got -0.01"));
+                       "SGD: expected a finite weight_decay >= 0, got -0.01"));
   EXPECT_TRUE(contains(message_of<ValueError>([&] { SGD<float>(named, SgdOptions(0.1).nesterov(true)); }),
                        "Nesterov needs momentum > 0"));
   EXPECT_TRUE(contains(message_of<ValueError>([&] { Adam<float>(named, AdamOptions(0.1).betas(0.9, 1.0)); }),
@@ -325,9 +325,9 @@ TEST(Optimizer, BadOptionsAreValueErrorsWithTheValues) {
   EXPECT_TRUE(contains(message_of<ValueError>([&] { Adam<float>(named, AdamOptions(0.1).betas(-0.1, 0.9)); }),
                        "got -0.1 and 0.9"));
   EXPECT_TRUE(contains(message_of<ValueError>([&] { Adam<float>(named, AdamOptions(0.1).eps(0.0)); }),
-                       "Adam: expected eps > 0, got 0"));
+                       "Adam: expected a finite eps > 0, got 0"));
   EXPECT_TRUE(contains(message_of<ValueError>([&] { Adam<float>(named, AdamOptions(0.1).weight_decay(-2)); }),
-                       "Adam: expected weight_decay >= 0, got -2"));
+                       "Adam: expected a finite weight_decay >= 0, got -2"));
   EXPECT_TRUE(contains(message_of<ValueError>([&] { Adam<float>(named, AdamOptions(std::nan(""))); }),
                        "expected a finite learning rate >= 0, got nan"));
   SGD<float> ok(named, SgdOptions(0.1));

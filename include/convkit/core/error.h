@@ -68,27 +68,6 @@ template <typename Exception, typename Fill>
   throw Exception(os.str());
 }
 
-/// Runs fn(); a convkit::Error it throws is rethrown as the same type with "prefix: "
-/// before its message (for context such as a file name; containers use with_child_path).
-template <typename Fn>
-decltype(auto) with_error_prefix(const std::string& prefix, Fn&& fn) {
-  try {
-    return fn();
-  } catch (const ShapeError& e) {
-    throw ShapeError(prefix + ": " + e.what());
-  } catch (const ValueError& e) {
-    throw ValueError(prefix + ": " + e.what());
-  } catch (const StateError& e) {
-    throw StateError(prefix + ": " + e.what());
-  } catch (const IoError& e) {
-    throw IoError(prefix + ": " + e.what());
-  } catch (const FormatError& e) {
-    throw FormatError(prefix + ": " + e.what());
-  } catch (const Error& e) {
-    throw Error(prefix + ": " + e.what());
-  }
-}
-
 /// Runs fn(); a convkit::Error it throws is rethrown as the same type with the child's `name`
 /// in front of its path, so nested containers report "features.12: MaxPool2d(...): ...".
 template <typename Fn>

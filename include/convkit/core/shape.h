@@ -22,6 +22,8 @@ using Index = std::ptrdiff_t;
 class Shape {
  public:
   static constexpr int kMaxRank = 4;
+  /// The most elements a shape may have (2^48: 1 PiB of floats), so sizes never overflow.
+  static constexpr Index kMaxElements = Index{1} << 48;
 
   /// Rank 0: one element.
   Shape() = default;
@@ -34,8 +36,14 @@ class Shape {
   Shape(const Index* dims, int rank) {
     CONVKIT_CHECK(rank >= 0 && rank <= kMaxRank, ValueError,
                   "Shape: expected at most " << kMaxRank << " dimensions, got " << rank);
+    Index n = 1;
     for (int i = 0; i < rank; ++i) {
       CONVKIT_CHECK(dims[i] >= 0, ValueError, "Shape: expected dimensions >= 0, got " << dims[i]);
+      // Checked before multiplying, so numel() never wraps around.
+      CONVKIT_CHECK(dims[i] == 0 || n <= kMaxElements / dims[i], ValueError,
+                    "Shape: expected at most 2^48 elements, got dimension " << dims[i] << " after "
+                                                                           << (i ? "a product of " + std::to_string(n) : std::string("none")));
+      n = dims[i] == 0 ? 0 : n * dims[i];
       dims_[static_cast<std::size_t>(rank_++)] = dims[i];
     }
   }

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -43,7 +44,13 @@ template <typename T>
 std::unique_ptr<T[], AlignedDelete> allocate_aligned(Index n, bool zero = true) {
   if (n == 0) return nullptr;
   const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(T);
-  void* p = BlockCache::allocate(bytes);
+  void* p = nullptr;
+  try {
+    p = BlockCache::allocate(bytes);
+  } catch (const std::bad_alloc&) {
+    throw Error("Tensor: cannot allocate " + std::to_string(bytes) + " bytes for " + std::to_string(n) +
+                " elements (out of memory)");
+  }
   if (zero) std::memset(p, 0, bytes);
   return std::unique_ptr<T[], AlignedDelete>(static_cast<T*>(p), AlignedDelete{bytes});
 }

@@ -86,9 +86,10 @@ inline IdxArray parse_idx(const std::vector<std::uint8_t>& bytes, const std::str
     const std::uint32_t size = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
                                (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
     a.dims.push_back(static_cast<Index>(size));
-    count *= size;
-    CONVKIT_CHECK(count <= (std::uint64_t{1} << 40), FormatError,
+    // Checked before multiplying, so the product cannot wrap around.
+    CONVKIT_CHECK(size == 0 || count <= (std::uint64_t{1} << 40) / size, FormatError,
                   "IDX file " << path << ": dimension sizes at byte offset 4 multiply to more than 2^40 elements");
+    count *= size;
   }
   CONVKIT_CHECK(bytes.size() - header == count, FormatError,
                 "IDX file " << path << ": expected " << count << " data bytes from byte offset " << header

@@ -9,8 +9,9 @@
 //   then per entry: u8 kind (1 tensor, 2 text), u32 name length, the name,
 //     tensor: u8 rank, rank × u64 dims, the elements;   text: u64 length, the bytes
 //   last u64     FNV-1a 64-bit hash of every byte before it
-// save() writes "<path>.tmp" and renames it over path, so a crash never leaves a
-// half-written checkpoint where the last good one was. load() checks all of the above and
+// save() writes "<path>.tmp", flushes it to the disk (fsync on POSIX), renames it over path
+// and flushes the directory, so neither a crash nor a power cut leaves a half-written
+// checkpoint where the last good one was. load() checks all of the above and
 // names the file, the byte offset and the entry in every error.
 #pragma once
 
@@ -24,6 +25,13 @@
 #include <string>
 #include <vector>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <cerrno>
+
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+
 #include "convkit/core/error.h"
 #include "convkit/core/parameter.h"
 #include "convkit/core/tensor.h"
@@ -35,6 +43,48 @@ namespace detail {
 
 inline constexpr char kCheckpointMagic[9] = "CVKTCKPT";
 inline constexpr std::uint32_t kCheckpointVersion = 1;
+
+/// Writes bytes to file and, on POSIX systems, flushes them to the disk (fsync) before
+/// returning, so the rename that follows never publishes a file the disk does not hold yet.
+/// @throws IoError naming `path` (the checkpoint) and the file.
+inline void write_durably(const std::string& file, const std::vector<std::uint8_t>& bytes, const std::string& path) {
+#if defined(__unix__) || defined(__APPLE__)
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  CONVKIT_CHECK(fd >= 0, IoError, "checkpoint " << path << ": cannot open " << file << " for writing");
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  const bool synced = done == bytes.size() && ::fsync(fd) == 0;
+  const bool closed = ::close(fd) == 0;
+  CONVKIT_CHECK(synced && closed, IoError,
+                "checkpoint " << path << ": writing " << bytes.size() << " bytes to " << file << " failed");
+#else
+  std::ofstream f(file, std::ios::binary | std::ios::trunc);
+  CONVKIT_CHECK(f.good(), IoError, "checkpoint " << path << ": cannot open " << file << " for writing");
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  f.flush();
+  CONVKIT_CHECK(f.good(), IoError, "checkpoint " << path << ": writing " << bytes.size() << " bytes to " << file << " failed");
+#endif
+}
+
+/// After a rename: flushes the directory entry too (POSIX); best effort.
+inline void sync_directory_of(const std::string& path) {
+#if defined(__unix__) || defined(__APPLE__)
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+#else
+  (void)path;
+#endif
+}
 
 inline std::uint64_t fnv1a(const std::uint8_t* p, std::size_t n) {
   std::uint64_t h = 0xcbf29ce484222325ull;
@@ -164,17 +214,12 @@ class Checkpoint {
     w.uint(detail::fnv1a(w.out.data(), w.out.size()));
 
     const std::string tmp = path + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-      CONVKIT_CHECK(f.good(), IoError, "checkpoint " << path << ": cannot open " << tmp << " for writing");
-      f.write(reinterpret_cast<const char*>(w.out.data()), static_cast<std::streamsize>(w.out.size()));
-      f.flush();
-      CONVKIT_CHECK(f.good(), IoError, "checkpoint " << path << ": writing " << w.out.size() << " bytes to " << tmp << " failed");
-    }
+    detail::write_durably(tmp, w.out, path);
     std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
     if (ec) std::filesystem::remove(tmp);
     CONVKIT_CHECK(!ec, IoError, "checkpoint " << path << ": cannot rename " << tmp << " to it (" << ec.message() << ")");
+    detail::sync_directory_of(path);
   }
 
   /// Reads a checkpoint written by save() with the same scalar type.
@@ -264,21 +309,23 @@ void save_parameters(Checkpoint<T>& c, const std::vector<NamedParameter<T>>& par
 /// Loads every parameter from "<prefix><dotted name>", strictly: a missing entry, an entry
 /// under prefix that no parameter claims, or a shape mismatch is a FormatError naming it.
 /// Nothing is changed unless every entry matches.
+/// Messages start with `source` ("checkpoint", or "checkpoint <path>").
 template <typename T>
-void load_parameters(const Checkpoint<T>& c, const std::vector<NamedParameter<T>>& params, const std::string& prefix) {
+void load_parameters(const Checkpoint<T>& c, const std::vector<NamedParameter<T>>& params, const std::string& prefix,
+                     const std::string& source = "checkpoint") {
   std::map<std::string, const Tensor<T>*> wanted;
   for (const NamedParameter<T>& p : params) {
     const std::string key = prefix + p.name;
-    CONVKIT_CHECK(c.has_tensor(key), FormatError, "checkpoint: missing entry '" << key << "' for parameter " << p.name);
+    CONVKIT_CHECK(c.has_tensor(key), FormatError, source << ": missing entry '" << key << "' for parameter " << p.name);
     const Tensor<T>& t = c.tensor(key);
     CONVKIT_CHECK(t.shape() == p.param->value.shape(), FormatError,
-                  "checkpoint: entry '" << key << "' has shape " << t.shape() << ", expected "
+                  source << ": entry '" << key << "' has shape " << t.shape() << ", expected "
                                         << p.param->value.shape());
     wanted.emplace(key, &t);
   }
   for (const auto& entry : c.tensors())
     CONVKIT_CHECK(entry.first.compare(0, prefix.size(), prefix) != 0 || wanted.count(entry.first) != 0,
-                  FormatError, "checkpoint: unexpected entry '" << entry.first << "' matches no parameter");
+                  FormatError, source << ": unexpected entry '" << entry.first << "' matches no parameter");
   for (const NamedParameter<T>& p : params) p.param->value = *wanted.at(prefix + p.name);
 }
 
@@ -297,7 +344,7 @@ void save_parameters(const std::string& path, Layer<T>& model) {
 template <typename T>
 void load_parameters(const std::string& path, Layer<T>& model) {
   const Checkpoint<T> c = Checkpoint<T>::load(path);
-  detail::with_error_prefix("checkpoint " + path, [&] { load_parameters(c, model.named_parameters(), ""); });
+  load_parameters(c, model.named_parameters(), "", "checkpoint " + path);
 }
 
 }  // namespace convkit

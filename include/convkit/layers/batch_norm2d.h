@@ -109,6 +109,9 @@ class BatchNorm2d : public Layer<T> {
       return ops::batch_norm_forward_eval(input, weight_.value, bias_.value, running_mean_.value, running_var_.value,
                                           o_.eps(), &xhat_);
     }
+    CONVKIT_CHECK(input.numel() >= 2 * o_.num_features(), ShapeError,
+                  describe() << ": expected more than one value per channel in training mode, got input "
+                             << input.shape());
     Tensor<T> mean, var;
     Tensor<T> y = ops::batch_norm_forward_train(input, weight_.value, bias_.value, o_.eps(), xhat_, mean, var, invstd_);
     const double m = o_.momentum();

@@ -52,7 +52,7 @@ std::unique_ptr<Sequential<T>> alexnet_classifier(Rng& rng, Index in, Index clas
 /// @throws ValueError for bad options; ShapeError if the input size is too small (under 63).
 template <typename T>
 Sequential<T> alexnet(Rng& rng, const ModelOptions& o = ModelOptions()) {
-  detail::check_options("alexnet", o);
+  detail::check_options("alexnet", o, 224);
   using detail::conv;
   auto f = std::make_unique<Sequential<T>>();
   f->add(conv<T>(rng, o.in_channels(), 64, 11, 4, 2));
@@ -70,6 +70,7 @@ Sequential<T> alexnet(Rng& rng, const ModelOptions& o = ModelOptions()) {
   f->add(std::make_unique<MaxPool2d<T>>(Pool2dOptions(3).stride(2)));
   Sequential<T> net;
   net.add("features", std::move(f));
+  detail::check_input_fits("alexnet", net, o.input_shape(224));  // before the 58M classifier weights
   net.add("avgpool", std::make_unique<AdaptiveAvgPool2d<T>>(6));
   net.add("flatten", std::make_unique<Flatten<T>>());
   net.add("classifier", detail::alexnet_classifier<T>(rng, 256 * 6 * 6, o.num_classes()));
@@ -81,7 +82,7 @@ Sequential<T> alexnet(Rng& rng, const ModelOptions& o = ModelOptions()) {
 /// @throws ValueError for bad options; ShapeError if the input size is too small (under 67).
 template <typename T>
 Sequential<T> alexnet_original(Rng& rng, const ModelOptions& o = ModelOptions()) {
-  detail::check_options("alexnet_original", o);
+  detail::check_options("alexnet_original", o, 227);
   using detail::conv;
   const LRNOptions lrn = LRNOptions(5).alpha(1e-4).beta(0.75).k(2.0);
   auto f = std::make_unique<Sequential<T>>();

@@ -168,7 +168,7 @@ class GoogLeNetBuilder {
 /// @throws ValueError for bad options; ShapeError for an input under 15×15.
 template <typename T>
 Sequential<T> googlenet(Rng& rng, const ModelOptions& o = ModelOptions()) {
-  detail::check_options("googlenet", o);
+  detail::check_options("googlenet", o, 224);
   return detail::GoogLeNetBuilder<T>(rng, /*original=*/false).build(o, "googlenet");
 }
 
@@ -176,7 +176,7 @@ Sequential<T> googlenet(Rng& rng, const ModelOptions& o = ModelOptions()) {
 /// @throws ValueError for bad options; ShapeError for an input too small for its poolings.
 template <typename T>
 Sequential<T> googlenet_original(Rng& rng, const ModelOptions& o = ModelOptions()) {
-  detail::check_options("googlenet_original", o);
+  detail::check_options("googlenet_original", o, 224);
   return detail::GoogLeNetBuilder<T>(rng, /*original=*/true).build(o, "googlenet_original");
 }
 

@@ -28,6 +28,8 @@ namespace convkit::models {
 /// @throws ValueError for in_channels or num_classes < 1.
 template <typename T>
 Sequential<T> lenet5(Rng& rng, Index num_classes = 10, Index in_channels = 1) {
+  CONVKIT_CHECK(num_classes >= 1 && in_channels >= 1, ValueError,
+                "lenet5: expected num_classes >= 1 and in_channels >= 1, got " << num_classes << " and " << in_channels);
   Sequential<T> net;
   net.add("c1", std::make_unique<Conv2d<T>>(Conv2dOptions(in_channels, 6, 5), rng));
   net.add("relu1", std::make_unique<ReLU<T>>());

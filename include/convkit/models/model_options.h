@@ -52,11 +52,12 @@ class ModelOptions {
 
 namespace detail {
 
-/// @throws ValueError for num_classes or in_channels < 1, or a negative input size.
-inline void check_options(const char* model, const ModelOptions& o) {
-  const Shape s = o.input_shape(1);
+/// @throws ValueError for num_classes or in_channels < 1, or a negative input size (0 is the
+/// model's native size).
+inline void check_options(const char* model, const ModelOptions& o, Index native_size) {
+  const Shape s = o.input_shape(native_size);
   CONVKIT_CHECK(o.num_classes() >= 1 && o.in_channels() >= 1 && s[2] >= 1 && s[3] >= 1, ValueError,
-                model << ": expected num_classes >= 1, in_channels >= 1 and input sizes >= 0, got "
+                model << ": expected num_classes >= 1, in_channels >= 1 and input sizes >= 1, got "
                       << o.num_classes() << " classes, " << o.in_channels() << " channels, input "
                       << s[2] << "x" << s[3]);
 }

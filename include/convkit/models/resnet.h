@@ -94,7 +94,7 @@ Sequential<T> resnet(int depth, Rng& rng, const ModelOptions& o = ModelOptions()
       CONVKIT_CHECK(false, ValueError, "resnet: expected depth 18, 34, 50, 101 or 152, got " << depth);
   }
   const std::string name = "resnet" + std::to_string(depth);
-  detail::check_options(name.c_str(), o);
+  detail::check_options(name.c_str(), o, 224);
   const bool bottleneck = depth >= 50;
   const Index expansion = bottleneck ? 4 : 1;
   Sequential<T> net;

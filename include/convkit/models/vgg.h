@@ -77,7 +77,7 @@ inline const char* vgg_name(VggConfig c) {
 template <typename T>
 Sequential<T> vgg(VggConfig config, Rng& rng, const ModelOptions& o = ModelOptions()) {
   const char* name = detail::vgg_name(config);
-  detail::check_options(name, o);
+  detail::check_options(name, o, 224);
   auto f = std::make_unique<Sequential<T>>();
   Index channels = o.in_channels();
   for (int code : detail::vgg_layers(config)) {
@@ -96,6 +96,9 @@ Sequential<T> vgg(VggConfig config, Rng& rng, const ModelOptions& o = ModelOptio
       channels = out;
     }
   }
+  Sequential<T> net;
+  net.add("features", std::move(f));
+  detail::check_input_fits(name, net, o.input_shape(224));  // before the classifier's 120M weights
   auto classifier = std::make_unique<Sequential<T>>();
   for (Index in : {Index{512 * 7 * 7}, Index{4096}}) {
     auto fc = detail::linear<T>(rng, in, 4096);
@@ -109,8 +112,6 @@ Sequential<T> vgg(VggConfig config, Rng& rng, const ModelOptions& o = ModelOptio
       init::normal(fc->weight().value, 0.0, 0.01, rng);
       fc->bias().value.fill(T(0));
     }
-  Sequential<T> net;
-  net.add("features", std::move(f));
   net.add("avgpool", std::make_unique<AdaptiveAvgPool2d<T>>(7));
   net.add("flatten", std::make_unique<Flatten<T>>());
   net.add("classifier", std::move(classifier));

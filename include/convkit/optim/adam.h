@@ -44,8 +44,9 @@ class Adam : public Optimizer<T> {
       : Optimizer<T>(params, o.learning_rate()), o_(o) {
     CONVKIT_CHECK(o.beta1() >= 0.0 && o.beta1() < 1.0 && o.beta2() >= 0.0 && o.beta2() < 1.0, ValueError,
                   "Adam: expected betas in [0, 1), got " << o.beta1() << " and " << o.beta2());
-    CONVKIT_CHECK(o.eps() > 0.0, ValueError, "Adam: expected eps > 0, got " << o.eps());
-    CONVKIT_CHECK(o.weight_decay() >= 0.0, ValueError, "Adam: expected weight_decay >= 0, got " << o.weight_decay());
+    CONVKIT_CHECK(std::isfinite(o.eps()) && o.eps() > 0.0, ValueError, "Adam: expected a finite eps > 0, got " << o.eps());
+    CONVKIT_CHECK(std::isfinite(o.weight_decay()) && o.weight_decay() >= 0.0, ValueError,
+                  "Adam: expected a finite weight_decay >= 0, got " << o.weight_decay());
     m_ = this->zeros_like_parameters();
     v_ = this->zeros_like_parameters();
   }

@@ -17,8 +17,8 @@ class StepDecay {
  public:
   /// @throws ValueError for base_lr < 0, step_size < 1 or gamma outside (0, 1].
   StepDecay(double base_lr, long long step_size, double gamma) : base_(base_lr), size_(step_size), gamma_(gamma) {
-    CONVKIT_CHECK(base_lr >= 0.0 && step_size >= 1 && gamma > 0.0 && gamma <= 1.0, ValueError,
-                  "StepDecay: expected base_lr >= 0, step_size >= 1, gamma in (0, 1], got "
+    CONVKIT_CHECK(std::isfinite(base_lr) && base_lr >= 0.0 && step_size >= 1 && gamma > 0.0 && gamma <= 1.0, ValueError,
+                  "StepDecay: expected a finite base_lr >= 0, step_size >= 1, gamma in (0, 1], got "
                       << base_lr << ", " << step_size << ", " << gamma);
   }
   double operator()(long long t) const { return base_ * std::pow(gamma_, static_cast<double>(t / size_)); }
@@ -33,8 +33,8 @@ class CosineAnnealing {
  public:
   /// @throws ValueError for total < 1 or min_lr outside [0, base_lr].
   CosineAnnealing(double base_lr, long long total, double min_lr = 0.0) : base_(base_lr), total_(total), min_(min_lr) {
-    CONVKIT_CHECK(total >= 1 && min_lr >= 0.0 && min_lr <= base_lr, ValueError,
-                  "CosineAnnealing: expected total >= 1 and 0 <= min_lr <= base_lr, got total "
+    CONVKIT_CHECK(std::isfinite(base_lr) && total >= 1 && min_lr >= 0.0 && min_lr <= base_lr, ValueError,
+                  "CosineAnnealing: expected total >= 1 and 0 <= min_lr <= base_lr (finite), got total "
                       << total << ", base_lr " << base_lr << ", min_lr " << min_lr);
   }
   double operator()(long long t) const {

@@ -7,6 +7,8 @@
 //   p ← p − η·g                         (learning rate η)
 #pragma once
 
+#include <cmath>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,7 +42,8 @@ class SGD : public Optimizer<T> {
       : Optimizer<T>(params, o.learning_rate()), o_(o) {
     CONVKIT_CHECK(o.momentum() >= 0.0 && o.momentum() < 1.0, ValueError,
                   "SGD: expected momentum in [0, 1), got " << o.momentum());
-    CONVKIT_CHECK(o.weight_decay() >= 0.0, ValueError, "SGD: expected weight_decay >= 0, got " << o.weight_decay());
+    CONVKIT_CHECK(std::isfinite(o.weight_decay()) && o.weight_decay() >= 0.0, ValueError,
+                  "SGD: expected a finite weight_decay >= 0, got " << o.weight_decay());
     CONVKIT_CHECK(!o.nesterov() || o.momentum() > 0.0, ValueError, "SGD: Nesterov needs momentum > 0, got 0");
     if (o.momentum() > 0.0) momentum_ = this->zeros_like_parameters();
   }

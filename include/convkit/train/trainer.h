@@ -165,7 +165,7 @@ long long load_training_state(const std::string& path, Layer<T>& model, Optimize
   }
   Rng restored;
   restored.set_state(c.text("rng"));
-  detail::with_error_prefix("checkpoint " + path, [&] { load_parameters(c, model.named_parameters(), "model."); });
+  load_parameters(c, model.named_parameters(), "model.", "checkpoint " + path);
   for (const auto& [name, tensor] : state) *tensor = c.tensor("optimizer." + name);
   optimizer.set_steps(steps);
   optimizer.set_learning_rate(lr);
