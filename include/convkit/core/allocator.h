@@ -7,10 +7,15 @@
 // are therefore kept, per thread, in a cache keyed by size class (sizes rounded up to a
 // quarter of the next power of two, so at most 25% is wasted) and handed out again; at most
 // 1 GiB per thread is kept, and a thread's cache is freed when the thread ends. Smaller
-// blocks go straight to operator new/delete. The cache changes no values.
+// blocks go straight to std::aligned_alloc/free. The cache changes no values.
+//
+// std::aligned_alloc rather than the aligned operator new: an impossible request comes back
+// as a null pointer, turned here into std::bad_alloc, under AddressSanitizer too (whose
+// operator new aborts the process on failure even with allocator_may_return_null=1).
 #pragma once
 
 #include <cstddef>
+#include <cstdlib>
 #include <new>
 #include <unordered_map>
 #include <vector>
@@ -44,7 +49,10 @@ class BlockCache {
         return p;
       }
     }
-    return ::operator new(cls, std::align_val_t(kAlignment));
+    // aligned_alloc wants a multiple of the alignment; every cached class already is one.
+    void* p = std::aligned_alloc(kAlignment, (cls + kAlignment - 1) / kAlignment * kAlignment);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
   }
 
   /// `bytes` must be the size passed to allocate().
@@ -63,7 +71,7 @@ class BlockCache {
         }
       }
     }
-    ::operator delete(p, std::align_val_t(kAlignment));
+    std::free(p);
   }
 
   BlockCache(const BlockCache&) = delete;
@@ -74,7 +82,7 @@ class BlockCache {
   ~BlockCache() {
     state() = kDestroyed;
     for (auto& bucket : free_)
-      for (void* p : bucket.second) ::operator delete(p, std::align_val_t(kAlignment));
+      for (void* p : bucket.second) std::free(p);
   }
 
   static BlockCache& local() {
