@@ -7,6 +7,10 @@ function(convkit_own_target target)
       # GCC 12 reports a false 'may be used uninitialized' inside its own AVX-512 intrinsic
       # headers when Eigen's packet code is inlined; nothing of ours is involved.
       target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+    else()
+      # clang's -Wpedantic flags GoogleTest's TYPED_TEST_SUITE(Fixture, Types), a variadic
+      # macro called without its optional name-generator argument.
+      target_compile_options(${target} PRIVATE -Wno-gnu-zero-variadic-macro-arguments)
     endif()
     if(CONVKIT_NATIVE)
       target_compile_options(${target} PRIVATE -march=native)

@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
   Index batch_size = 64, limit = -1;
   double lr = 1e-3, momentum = 0.9, weight_decay = 0.0;
   std::uint64_t seed = 0;
-  bool eval_only = false;
+  bool eval_only = false, detect_anomaly = false;
   app.add_option("--data", data_dir, "Directory with the four IDX files (plain or .gz)");
   app.add_option("--dataset", dataset, "Dataset when --data is not given")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
   app.add_option("--epochs", epochs, "Epochs to train (total, counting resumed ones)")->check(CLI::Range(0, 1000));
@@ -161,8 +161,11 @@ int main(int argc, char** argv) {
                  "CSV file that gets one line per epoch (epoch, losses, accuracies, seconds); appended to on --resume");
   app.add_option("--limit", limit, "Use only the first N training images (quick runs)");
   app.add_flag("--eval-only", eval_only, "Only evaluate (the model from --resume) on the test set");
+  app.add_flag("--detect-anomaly", detect_anomaly,
+               "Check every layer's outputs and gradients; stop at the first NaN or infinity, naming the layer (slower)");
   CLI11_PARSE(app, argc, argv);
 
+  set_detect_anomaly(detect_anomaly);
 #ifdef _OPENMP
   omp_set_num_threads(threads);
 #else

@@ -4,11 +4,13 @@
 # picture examples) and pkg-config (the packaging test).
 # Optional (a warning if they cannot be had): Debian's Fashion-MNIST, which the trainer
 # falls back to and the integration test trains on, and curl, which downloads MNIST.
+# Arguments name further required packages (scripts/fuzz.sh adds clang and its runtimes).
 # As root it runs apt-get; otherwise it prints the apt-get command to run (and fails only
 # if something required is missing).
 set -euo pipefail
 
 required=(cmake g++ make libeigen3-dev zlib1g-dev libgtest-dev libbenchmark-dev libcli11-dev libstb-dev pkg-config)
+required+=("$@")
 optional=(dataset-fashion-mnist curl)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

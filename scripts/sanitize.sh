@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds the tests with AddressSanitizer and UndefinedBehaviorSanitizer (the `sanitize`
+# Builds the tests with AddressSanitizer and UndefinedBehaviorSanitizer using clang (the `sanitize`
 # preset: -O1, -fno-sanitize-recover=all, so any report fails the test) and runs them, less
 # the packaging tests (they build unsanitized consumer projects). Exits non-zero on any
 # failure. BUILD_DIR (default build/sanitize) and JOBS (default: all cores) can be set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh clang libclang-rt-14-dev
 build_dir=${BUILD_DIR:-build/sanitize}
 jobs=${JOBS:-$(nproc)}
 start=$(date +%s)

@@ -6,6 +6,7 @@
 #include "convkit/containers/residual.h"
 #include "convkit/containers/sequential.h"
 #include "convkit/containers/summary.h"
+#include "convkit/core/anomaly.h"
 #include "convkit/core/error.h"
 #include "convkit/core/parameter.h"
 #include "convkit/core/rng.h"

@@ -229,4 +229,37 @@ TEST(Idx, ParseIdxDirectly) {
   EXPECT_TRUE(contains(msg, "IDX file memory: expected 3 data bytes from byte offset 8, got 2")) << msg;
 }
 
+TEST(Idx, DecodeTellsGzipByItsMagicAndReadsConcatenatedMembers) {
+  const Bytes plain = idx_bytes({2, 3, 4}, sample_values());
+  expect_sample(convkit::data::decode_idx(plain, "memory"));
+  TempDir dir;
+  // Two gzip members, split inside the header, read as one file (as gzip -d does).
+  write_gz(dir.file("a.gz"), Bytes(plain.begin(), plain.begin() + 6));
+  write_gz(dir.file("b.gz"), Bytes(plain.begin() + 6, plain.end()));
+  Bytes both = read_plain(dir.file("a.gz"));
+  const Bytes second = read_plain(dir.file("b.gz"));
+  both.insert(both.end(), second.begin(), second.end());
+  expect_sample(convkit::data::decode_idx(both, "memory"));
+  // The name does not matter: a gzip file without ".gz" is still inflated.
+  write_plain(dir.file("no-suffix"), both);
+  expect_sample(read_idx(dir.file("no-suffix")));
+}
+
+TEST(Idx, GzipIsInflatedOnlyAsFarAsAsked) {
+  TempDir dir;
+  write_gz(dir.file("zeros.gz"), Bytes(std::size_t{4} << 20, 0));  // 4 MiB of zeros, ~4 KiB compressed
+  const Bytes gz = read_plain(dir.file("zeros.gz"));
+  EXPECT_LT(gz.size(), 8192u);
+  const auto head = convkit::data::detail::gunzip(gz, "memory", 20);
+  EXPECT_EQ(head.bytes.size(), 20u);
+  EXPECT_TRUE(head.more);
+  const auto all = convkit::data::detail::gunzip(gz, "memory", std::size_t{8} << 20);
+  EXPECT_EQ(all.bytes.size(), std::size_t{4} << 20);
+  EXPECT_FALSE(all.more);
+  // A header that declares 4 data bytes ahead of 1 MiB: rejected without inflating it all.
+  write_gz(dir.file("long.gz"), idx_bytes({4}, Bytes(1 << 20, 7)));
+  const std::string msg = message_of<FormatError>([&] { read_idx(dir.file("long.gz")); });
+  EXPECT_TRUE(contains(msg, "expected 4 data bytes from byte offset 8, got more (trailing bytes)")) << msg;
+}
+
 }  // namespace

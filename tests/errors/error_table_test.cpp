@@ -695,6 +695,20 @@ void data_rows(Table& t) {
     (void)data::read_idx(dir.file("junk-idx1-ubyte.gz"));
   });
 
+  t.add("IdxGz_BytesAfterTheGzipData", Fo, {"/tail-idx1-ubyte.gz", "4 unexpected bytes after the gzip data"}, [] {
+    TempDir dir;
+    write_gz(dir.file("tail-idx1-ubyte.gz"), idx_bytes({4}, {1, 2, 3, 4}));
+    Bytes gz = read_plain(dir.file("tail-idx1-ubyte.gz"));
+    gz.insert(gz.end(), {0, 0, 0, 0});
+    write_plain(dir.file("tail-idx1-ubyte.gz"), gz);
+    (void)data::read_idx(dir.file("tail-idx1-ubyte.gz"));
+  });
+  t.add("IdxGz_MoreDataThanTheHeaderDeclares", Fo,
+        {"/long-idx1-ubyte.gz", "expected 4 data bytes from byte offset 8", "got more (trailing bytes)"}, [] {
+          TempDir dir;
+          write_gz(dir.file("long-idx1-ubyte.gz"), idx_bytes({4}, Bytes(1 << 20, 7)));
+          (void)data::read_idx(dir.file("long-idx1-ubyte.gz"));
+        });
   t.add("Mnist_MissingFiles", Io, {"MNIST data", "/train-images-idx3-ubyte(.gz)", "found neither"}, [] {
     TempDir dir;
     (void)data::load_mnist<F>(dir.str(), "train");
@@ -834,6 +848,16 @@ void checkpoint_rows(Table& t) {
           w.u8(2);
           w.u64(1u << 20);
           w.u64(1u << 20);
+          load_crafted(w.sealed());
+        });
+  t.add("Checkpoint_TensorSizesWrapAround", Fo, {"/crafted.ckpt", "tensor 'w' at byte offset 24",
+                                                "has sizes larger than the file"},
+        [] {  // 2^36 · 2^36 · 2^36 = 2^108 wraps to 0 in 64 bits: checked before multiplying
+          CheckpointBytes w;
+          w.header(1);
+          w.entry(1, "w");
+          w.u8(3);
+          for (int i = 0; i < 3; ++i) w.u64(std::uint64_t{1} << 36);
           load_crafted(w.sealed());
         });
   t.add("Checkpoint_DuplicateEntry", Fo, {"/crafted.ckpt", "entry 'e' at byte offset 38", "appears twice"}, [] {

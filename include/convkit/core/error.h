@@ -59,6 +59,12 @@ class FormatError : public Error {
   using Error::Error;
 };
 
+/// Anomaly detection (core/anomaly.h) found a NaN or an infinity a layer or loss produced.
+class NumericalError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 
 template <typename Exception, typename Fill>
@@ -85,6 +91,8 @@ decltype(auto) with_child_path(const std::string& name, Fn&& fn) {
     throw IoError(join(e), e.detail());
   } catch (const FormatError& e) {
     throw FormatError(join(e), e.detail());
+  } catch (const NumericalError& e) {
+    throw NumericalError(join(e), e.detail());
   } catch (const Error& e) {
     throw Error(join(e), e.detail());
   }

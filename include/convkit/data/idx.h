@@ -2,20 +2,22 @@
 //
 // Layout (big-endian): bytes 0–1 zero, byte 2 the element type (0x08 = unsigned byte, the
 // only type MNIST uses), byte 3 the number of dimensions d, then d 32-bit sizes, then the
-// elements in row-major order. Files ending in ".gz" are gzip-decompressed with zlib.
+// elements in row-major order. Gzip-compressed files (told apart by their magic bytes, not
+// their name) are inflated with zlib.
 // Every mismatch (magic, type, sizes, length) is a FormatError naming the file and the byte
 // offset; an unreadable file is an IoError.
 #pragma once
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "convkit/core/error.h"
 #include "convkit/core/shape.h"
+#include "convkit/io/file.h"
 
 namespace convkit::data {
 
@@ -27,42 +29,17 @@ struct IdxArray {
 
 namespace detail {
 
-/// All bytes of a file, decompressed if it is gzip (zlib reads plain files unchanged).
-inline std::vector<std::uint8_t> read_all_bytes(const std::string& path) {
-  std::FILE* probe = std::fopen(path.c_str(), "rb");
-  CONVKIT_CHECK(probe != nullptr, IoError, "IDX file " << path << ": cannot open it for reading");
-  std::fclose(probe);
-  gzFile f = gzopen(path.c_str(), "rb");
-  CONVKIT_CHECK(f != nullptr, IoError, "IDX file " << path << ": cannot open it for reading");
-  std::vector<std::uint8_t> out;
-  std::uint8_t buf[1 << 16];
-  for (;;) {
-    const int n = gzread(f, buf, sizeof buf);
-    if (n < 0) {
-      int code = 0;
-      const std::string why = gzerror(f, &code);
-      const auto offset = out.size();
-      gzclose(f);
-      // Z_ERRNO: the file itself could not be read (a directory, an I/O error), not bad data.
-      CONVKIT_CHECK(code != Z_ERRNO, IoError, "IDX file " << path << ": cannot read it after " << offset << " bytes (" << why << ")");
-      CONVKIT_CHECK(false, FormatError,
-                    "IDX file " << path << ": corrupt gzip data after " << offset << " bytes (" << why << ")");
-    }
-    if (n == 0) break;
-    out.insert(out.end(), buf, buf + n);
-  }
-  // gzread stops quietly at a truncated gzip stream; gzclose reports it.
-  const int rc = gzclose(f);
-  CONVKIT_CHECK(rc == Z_OK, FormatError,
-                "IDX file " << path << ": truncated or corrupt gzip data after " << out.size() << " bytes");
-  return out;
-}
+/// An IDX header: its length in bytes (4 + 4 × rank), the sizes and their product.
+struct IdxHeader {
+  std::size_t bytes = 0;
+  std::vector<Index> dims;
+  std::uint64_t count = 1;
+};
 
-}  // namespace detail
-
-/// Parses IDX bytes; `path` is only used in messages.
-/// @throws FormatError for a bad magic, element type, dimension count or length.
-inline IdxArray parse_idx(const std::vector<std::uint8_t>& bytes, const std::string& path) {
+/// Checks and reads the header at the start of `bytes`; `path` is only used in messages.
+/// @throws FormatError for a bad magic, element type or dimension count, a header cut
+/// short, or sizes whose product exceeds 2^40.
+inline IdxHeader idx_header(const std::vector<std::uint8_t>& bytes, const std::string& path) {
   CONVKIT_CHECK(bytes.size() >= 4, FormatError,
                 "IDX file " << path << ": expected a 4-byte header at byte offset 0, got " << bytes.size()
                             << " bytes in all");
@@ -75,32 +52,113 @@ inline IdxArray parse_idx(const std::vector<std::uint8_t>& bytes, const std::str
   const std::size_t d = bytes[3];
   CONVKIT_CHECK(d >= 1 && d <= 4, FormatError,
                 "IDX file " << path << ": expected 1 to 4 dimensions at byte offset 3, got " << d);
-  const std::size_t header = 4 + 4 * d;
-  CONVKIT_CHECK(bytes.size() >= header, FormatError,
+  IdxHeader h;
+  h.bytes = 4 + 4 * d;
+  CONVKIT_CHECK(bytes.size() >= h.bytes, FormatError,
                 "IDX file " << path << ": expected " << d << " dimension sizes at byte offset 4, but the file ends at byte "
                             << bytes.size());
-  IdxArray a;
-  std::uint64_t count = 1;
   for (std::size_t i = 0; i < d; ++i) {
     const std::uint8_t* p = bytes.data() + 4 + 4 * i;
     const std::uint32_t size = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
                                (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
-    a.dims.push_back(static_cast<Index>(size));
+    h.dims.push_back(static_cast<Index>(size));
     // Checked before multiplying, so the product cannot wrap around.
-    CONVKIT_CHECK(size == 0 || count <= (std::uint64_t{1} << 40) / size, FormatError,
+    CONVKIT_CHECK(size == 0 || h.count <= (std::uint64_t{1} << 40) / size, FormatError,
                   "IDX file " << path << ": dimension sizes at byte offset 4 multiply to more than 2^40 elements");
-    count *= size;
+    h.count *= size;
   }
-  CONVKIT_CHECK(bytes.size() - header == count, FormatError,
-                "IDX file " << path << ": expected " << count << " data bytes from byte offset " << header
-                            << ", got " << bytes.size() - header
-                            << (bytes.size() - header < count ? " (truncated)" : " (trailing bytes)"));
-  a.values.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());
+  return h;
+}
+
+/// True if `bytes` start with gzip's magic 1f 8b (an IDX file starts with 00 00).
+inline bool is_gzip(const std::vector<std::uint8_t>& bytes) {
+  return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b;
+}
+
+/// The first `max_out` bytes that the gzip data `in` (one member or several, concatenated)
+/// inflates to, and whether it holds more. Memory grows with the output actually produced,
+/// never with a size the data claims.
+/// @throws FormatError for corrupt or truncated gzip data or bytes after the last member.
+struct Inflated {
+  std::vector<std::uint8_t> bytes;
+  bool more = false;
+};
+inline Inflated gunzip(const std::vector<std::uint8_t>& in, const std::string& path, std::size_t max_out) {
+  z_stream z{};
+  CONVKIT_CHECK(inflateInit2(&z, 16 + MAX_WBITS) == Z_OK, Error, "IDX file " << path << ": zlib cannot start inflating");
+  struct End {
+    z_stream* z;
+    ~End() { inflateEnd(z); }
+  } end{&z};
+  Inflated r;
+  std::size_t fed = 0;  // bytes of `in` handed to zlib so far
+  std::uint8_t buf[1 << 16];
+  for (;;) {
+    if (z.avail_in == 0 && fed < in.size()) {  // zlib counts input in 32 bits: feed at most 1 GiB at a time
+      const std::size_t chunk = std::min<std::size_t>(in.size() - fed, std::size_t{1} << 30);
+      z.next_in = const_cast<Bytef*>(in.data() + fed);
+      z.avail_in = static_cast<uInt>(chunk);
+      fed += chunk;
+    }
+    z.next_out = buf;
+    z.avail_out = sizeof buf;
+    const int rc = inflate(&z, Z_NO_FLUSH);
+    const std::size_t produced = sizeof buf - z.avail_out;
+    const std::size_t take = std::min(produced, max_out - r.bytes.size());
+    r.bytes.insert(r.bytes.end(), buf, buf + take);
+    if (take < produced) {
+      r.more = true;
+      return r;
+    }
+    const std::size_t left = z.avail_in + (in.size() - fed);  // input bytes not yet consumed
+    if (rc == Z_STREAM_END) {
+      if (left == 0) return r;
+      const std::size_t at = in.size() - left;
+      CONVKIT_CHECK(left >= 2 && in[at] == 0x1f && in[at + 1] == 0x8b, FormatError,
+                    "IDX file " << path << ": " << left << " unexpected bytes after the gzip data at byte offset " << at);
+      inflateReset(&z);  // another gzip member follows
+      continue;
+    }
+    CONVKIT_CHECK(rc != Z_MEM_ERROR, Error, "IDX file " << path << ": zlib ran out of memory (out of memory)");
+    CONVKIT_CHECK(rc == Z_OK || (rc == Z_BUF_ERROR && left > 0), FormatError,
+                  "IDX file " << path << ": " << (rc == Z_BUF_ERROR ? "truncated or corrupt" : "corrupt")
+                              << " gzip data after " << r.bytes.size() << " bytes"
+                              << (z.msg != nullptr ? std::string(" (") + z.msg + ")" : std::string()));
+  }
+}
+
+}  // namespace detail
+
+/// Parses IDX bytes (not compressed); `path` is only used in messages.
+/// @throws FormatError for a bad magic, element type, dimension count or length.
+inline IdxArray parse_idx(const std::vector<std::uint8_t>& bytes, const std::string& path) {
+  const detail::IdxHeader h = detail::idx_header(bytes, path);
+  const std::size_t data = bytes.size() - h.bytes;
+  CONVKIT_CHECK(data == h.count, FormatError,
+                "IDX file " << path << ": expected " << h.count << " data bytes from byte offset " << h.bytes << ", got "
+                            << data << (data < h.count ? " (truncated)" : " (trailing bytes)"));
+  IdxArray a;
+  a.dims = h.dims;
+  a.values.assign(bytes.begin() + static_cast<std::ptrdiff_t>(h.bytes), bytes.end());
   return a;
+}
+
+/// Decodes the bytes of an IDX file, gzip-compressed or not (told apart by gzip's magic).
+/// Compressed data is inflated only as far as its IDX header says it reaches, so a small
+/// file never makes the reader hold more than the header declares and the data supplies.
+/// @throws FormatError if it is not a valid IDX file or not valid gzip data.
+inline IdxArray decode_idx(const std::vector<std::uint8_t>& file, const std::string& path) {
+  if (!detail::is_gzip(file)) return parse_idx(file, path);
+  const detail::IdxHeader h = detail::idx_header(detail::gunzip(file, path, 4 + 4 * 4).bytes, path);
+  const detail::Inflated all = detail::gunzip(file, path, h.bytes + static_cast<std::size_t>(h.count));
+  CONVKIT_CHECK(!all.more, FormatError,
+                "IDX file " << path << ": expected " << h.count << " data bytes from byte offset " << h.bytes
+                            << ", got more (trailing bytes)");
+  return parse_idx(all.bytes, path);
 }
 
 /// Reads an IDX file of unsigned bytes, plain or ".gz".
 /// @throws IoError if it cannot be read; FormatError if it is not a valid IDX file.
-inline IdxArray read_idx(const std::string& path) { return parse_idx(detail::read_all_bytes(path), path); }
+inline IdxArray read_idx(const std::string& path) { return decode_idx(convkit::detail::read_file(path, "IDX file"), path); }
 
 }  // namespace convkit::data

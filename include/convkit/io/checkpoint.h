@@ -20,7 +20,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -35,6 +34,7 @@
 #include "convkit/core/error.h"
 #include "convkit/core/parameter.h"
 #include "convkit/core/tensor.h"
+#include "convkit/io/file.h"
 #include "convkit/layers/layer.h"
 
 namespace convkit {
@@ -188,9 +188,8 @@ class Checkpoint {
   const std::map<std::string, Tensor<T>>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& texts() const { return texts_; }
 
-  /// Writes the checkpoint to "<path>.tmp", then renames it to path.
-  /// @throws IoError if the file cannot be written (the previous file at path is untouched).
-  void save(const std::string& path) const {
+  /// The checkpoint's file contents (layout at the top of this header): what save() writes.
+  std::vector<std::uint8_t> to_bytes() const {
     detail::ByteWriter w;
     w.bytes(detail::kCheckpointMagic, 8);
     w.uint(detail::kCheckpointVersion);
@@ -212,9 +211,15 @@ class Checkpoint {
       w.bytes(value.data(), value.size());
     }
     w.uint(detail::fnv1a(w.out.data(), w.out.size()));
+    return std::move(w.out);
+  }
 
+  /// Writes the checkpoint to "<path>.tmp", then renames it to path.
+  /// @throws IoError if the file cannot be written (the previous file at path is untouched).
+  void save(const std::string& path) const {
+    const std::vector<std::uint8_t> bytes = to_bytes();
     const std::string tmp = path + ".tmp";
-    detail::write_durably(tmp, w.out, path);
+    detail::write_durably(tmp, bytes, path);
     std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
     if (ec) std::filesystem::remove(tmp);
@@ -225,10 +230,12 @@ class Checkpoint {
   /// Reads a checkpoint written by save() with the same scalar type.
   /// @throws IoError if the file cannot be read; FormatError for a bad magic, version,
   /// scalar type, checksum, truncation or duplicate entry.
-  static Checkpoint load(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    CONVKIT_CHECK(f.good(), IoError, "checkpoint " << path << ": cannot open it for reading");
-    const std::vector<std::uint8_t> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  static Checkpoint load(const std::string& path) { return from_bytes(detail::read_file(path, "checkpoint"), path); }
+
+  /// Parses what to_bytes() returns; `path` is only used in messages. Sizes in the data are
+  /// checked against its length before anything is allocated for them.
+  /// @throws FormatError as load().
+  static Checkpoint from_bytes(const std::vector<std::uint8_t>& data, const std::string& path) {
     CONVKIT_CHECK(data.size() >= 32, FormatError,
                   "checkpoint " << path << ": expected at least 32 bytes (header and checksum), got " << data.size());
     CONVKIT_CHECK(std::memcmp(data.data(), detail::kCheckpointMagic, 8) == 0, FormatError,
@@ -267,10 +274,11 @@ class Checkpoint {
         std::uint64_t numel = 1;
         for (int i = 0; i < rank; ++i) {
           const auto d = r.uint<std::uint64_t>("tensor dimension");
-          numel *= d;
-          CONVKIT_CHECK(d < (std::uint64_t{1} << 40) && numel <= body, FormatError,
+          // Checked before multiplying, so the product cannot wrap around.
+          CONVKIT_CHECK(d < (std::uint64_t{1} << 40) && (d == 0 || numel <= body / sizeof(T) / d), FormatError,
                         "checkpoint " << path << ": tensor '" << name << "' at byte offset " << at
                                       << " has sizes larger than the file");
+          numel *= d;
           dims[i] = static_cast<Index>(d);
         }
         Tensor<T> t(Shape(dims, rank));

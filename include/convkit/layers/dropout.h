@@ -46,6 +46,7 @@ class Dropout : public Layer<T> {
   }
 
   Rng& rng() { return rng_; }
+  Rng* own_rng() override { return &rng_; }
   /// The mask of the last training-mode forward (0 or 1 / (1 − p) per element).
   const Tensor<T>& mask() const { return mask_; }
 

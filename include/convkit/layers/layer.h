@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "convkit/core/anomaly.h"
 #include "convkit/core/error.h"
 #include "convkit/core/parameter.h"
+#include "convkit/core/rng.h"
 #include "convkit/core/tensor.h"
 
 namespace convkit {
@@ -47,6 +49,7 @@ class Layer {
     const Shape out = output_shape(input.shape());
     Tensor<T> y = do_forward(input);
     CONVKIT_ASSERT(y.shape() == out);
+    if (detect_anomaly()) detail::check_finite(y, describe(), "forward", "its output", input, "input");
     last_output_shape_ = out;
     has_forward_ = true;
     return y;
@@ -62,6 +65,7 @@ class Layer {
                   describe() << ": expected grad_output " << last_output_shape_
                              << " (the last forward's output), got " << grad_output.shape());
     Tensor<T> grad_input = do_backward(grad_output);
+    if (detect_anomaly()) check_backward(grad_input, grad_output);
     if (!needs_input_grad_) return Tensor<T>();
     return grad_input;
   }
@@ -109,6 +113,10 @@ class Layer {
     return 0;
   }
 
+  /// The layer's own random number generator if it draws numbers (Dropout's masks), else
+  /// nullptr. save_training_state stores its state so that a resumed run draws the same.
+  virtual Rng* own_rng() { return nullptr; }
+
   /// Calls fn(name, child) for each direct child of a container (nothing for a plain layer).
   virtual void visit_children(const std::function<void(const std::string&, Layer&)>& fn) { (void)fn; }
 
@@ -145,6 +153,17 @@ class Layer {
   }
 
  private:
+  /// Anomaly detection after backward: the input gradient, then each parameter gradient.
+  void check_backward(const Tensor<T>& grad_input, const Tensor<T>& grad_output) {
+    if (needs_input_grad_ && grad_input.numel() > 0)
+      detail::check_finite(grad_input, describe(), "backward", "the input gradient", grad_output, "grad_output");
+    for (const NamedParameter<T>& p : named_parameters())
+      if (p.param->has_grad()) {
+        const std::string what = "the gradient of " + p.name;
+        detail::check_finite(p.param->grad, describe(), "backward", what.c_str(), grad_output, "grad_output");
+      }
+  }
+
   Index count_scalars(bool trainable) const {
     Index n = 0;
     // Collecting only reads; the const_cast lets a const model be counted.

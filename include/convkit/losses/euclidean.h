@@ -7,6 +7,7 @@
 #pragma once
 
 #include "convkit/core/error.h"
+#include "convkit/core/anomaly.h"
 #include "convkit/core/tensor.h"
 
 namespace convkit {
@@ -26,7 +27,9 @@ class Euclidean {
       diff_[i] = prediction[i] - target[i];
       total += static_cast<double>(diff_[i]) * static_cast<double>(diff_[i]);
     }
-    return static_cast<T>(total / (2.0 * static_cast<double>(prediction.dim(0))));
+    const T value = static_cast<T>(total / (2.0 * static_cast<double>(prediction.dim(0))));
+    if (detect_anomaly()) detail::check_finite_loss(value, "Euclidean", diff_, "prediction - target");
+    return value;
   }
 
   /// ∂L/∂prediction for the last forward.
@@ -36,6 +39,7 @@ class Euclidean {
     Tensor<T> grad(diff_);
     const T inv_n = T(1) / static_cast<T>(diff_.dim(0));
     for (T& g : grad) g *= inv_n;
+    if (detect_anomaly()) detail::check_finite(grad, "Euclidean", "backward", "the gradient", diff_, "prediction - target");
     return grad;
   }
 

@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "convkit/core/error.h"
+#include "convkit/core/anomaly.h"
 #include "convkit/core/tensor.h"
 #include "convkit/ops/activation.h"
 
@@ -33,7 +34,9 @@ class SigmoidCrossEntropy {
     }
     logits_ = logits;
     targets_ = targets;
-    return static_cast<T>(total / static_cast<double>(logits.numel()));
+    const T value = static_cast<T>(total / static_cast<double>(logits.numel()));
+    if (detect_anomaly()) detail::check_finite_loss(value, "SigmoidCrossEntropy", logits, "logits");
+    return value;
   }
 
   /// ∂L/∂logits for the last forward.
@@ -44,6 +47,7 @@ class SigmoidCrossEntropy {
     const T inv_m = T(1) / static_cast<T>(logits_.numel());
     for (Index i = 0; i < grad.numel(); ++i)
       grad[i] = (ops::detail::sigmoid(logits_[i]) - targets_[i]) * inv_m;
+    if (detect_anomaly()) detail::check_finite(grad, "SigmoidCrossEntropy", "backward", "the gradient", logits_, "logits");
     return grad;
   }
 

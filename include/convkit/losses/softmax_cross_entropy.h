@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "convkit/core/error.h"
+#include "convkit/core/anomaly.h"
 #include "convkit/core/tensor.h"
 #include "convkit/ops/softmax.h"
 
@@ -44,7 +45,9 @@ class SoftmaxCrossEntropy {
       for (Index p = 0; p < s; ++p)
         total -= static_cast<double>(
             log_prob_[(i * c + labels[static_cast<std::size_t>(i * s + p)]) * s + p]);
-    return static_cast<T>(total / static_cast<double>(std::max<Index>(1, n * s)));
+    const T value = static_cast<T>(total / static_cast<double>(std::max<Index>(1, n * s)));
+    if (detect_anomaly()) detail::check_finite_loss(value, "SoftmaxCrossEntropy", logits, "logits");
+    return value;
   }
 
   /// ∂L/∂logits for the last forward.
@@ -58,6 +61,7 @@ class SoftmaxCrossEntropy {
     for (Index i = 0; i < n; ++i)
       for (Index p = 0; p < s; ++p)
         grad[(i * c + labels_[static_cast<std::size_t>(i * s + p)]) * s + p] -= inv_m;
+    if (detect_anomaly()) detail::check_finite(grad, "SoftmaxCrossEntropy", "backward", "the gradient", log_prob_, "its log-probabilities");
     return grad;
   }
 

@@ -119,8 +119,26 @@ EvalStats evaluate(Layer<T>& model, const data::Dataset<T>& data, Index batch_si
   return s;
 }
 
+namespace detail {
+
+/// The layers under `root` (root included) that have their own Rng (Dropout), with the
+/// checkpoint key of each: "rng.layer.<path>" ("rng.layer" for the root itself).
+template <typename T>
+std::vector<std::pair<std::string, Rng*>> layer_rngs(Layer<T>& root) {
+  std::vector<std::pair<std::string, Rng*>> out;
+  std::function<void(Layer<T>&, const std::string&)> walk = [&](Layer<T>& layer, const std::string& key) {
+    if (Rng* r = layer.own_rng()) out.emplace_back(key, r);
+    layer.visit_children([&](const std::string& name, Layer<T>& child) { walk(child, key + "." + name); });
+  };
+  walk(root, "rng.layer");
+  return out;
+}
+
+}  // namespace detail
+
 /// Everything needed to continue training exactly: parameters ("model.*"), optimiser
-/// state ("optimizer.*", learning rate, step count), epochs done and the RNG state; `meta`
+/// state ("optimizer.*", learning rate, step count), epochs done, the RNG state and that of
+/// every layer with its own generator ("rng.layer.<path>", Dropout's masks); `meta`
 /// texts (how the data was prepared, class names) are stored as "meta.<key>" for programs
 /// that later use the model.
 template <typename T>
@@ -137,6 +155,7 @@ void save_training_state(const std::string& path, Layer<T>& model, Optimizer<T>&
   c.put_text("optimizer.steps", std::to_string(optimizer.steps()));
   c.put_text("epoch", std::to_string(epoch));
   c.put_text("rng", rng.state());
+  for (const auto& [key, layer_rng] : detail::layer_rngs(model)) c.put_text(key, layer_rng->state());
   c.save(path);
 }
 
@@ -147,8 +166,9 @@ template <typename T>
 long long load_training_state(const std::string& path, Layer<T>& model, Optimizer<T>& optimizer, Rng& rng) {
   const Checkpoint<T> c = Checkpoint<T>::load(path);
   auto state = optimizer.state();
-  for (const auto& [name, tensor] : state) {
-    const std::string key = "optimizer." + name;
+  for (const auto& entry : state) {  // not a structured binding: C++17 lambdas (in CONVKIT_CHECK) cannot capture one
+    const std::string key = "optimizer." + entry.first;
+    const Tensor<T>* tensor = entry.second;
     CONVKIT_CHECK(c.has_tensor(key), FormatError, "checkpoint " << path << ": missing optimiser entry '" << key << "'");
     CONVKIT_CHECK(c.tensor(key).shape() == tensor->shape(), FormatError,
                   "checkpoint " << path << ": optimiser entry '" << key << "' has shape " << c.tensor(key).shape()
@@ -165,11 +185,20 @@ long long load_training_state(const std::string& path, Layer<T>& model, Optimize
   }
   Rng restored;
   restored.set_state(c.text("rng"));
+  const auto layer_rngs = detail::layer_rngs(model);
+  std::vector<Rng> layer_restored(layer_rngs.size());
+  for (std::size_t i = 0; i < layer_rngs.size(); ++i) {
+    const std::string& key = layer_rngs[i].first;
+    CONVKIT_CHECK(c.has_text(key), FormatError,
+                  "checkpoint " << path << ": missing entry '" << key << "' (the random state of a Dropout layer)");
+    layer_restored[i].set_state(c.text(key));
+  }
   load_parameters(c, model.named_parameters(), "model.", "checkpoint " + path);
   for (const auto& [name, tensor] : state) *tensor = c.tensor("optimizer." + name);
   optimizer.set_steps(steps);
   optimizer.set_learning_rate(lr);
   rng = restored;
+  for (std::size_t i = 0; i < layer_rngs.size(); ++i) *layer_rngs[i].second = layer_restored[i];
   return epoch;
 }
 
