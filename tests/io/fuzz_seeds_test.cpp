@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include <convkit/data/idx.h>
 #include <convkit/io/checkpoint.h>
 #include <convkit/io/file.h>
+
+#include "data/data_files.h"
 
 namespace {
 
@@ -78,10 +78,10 @@ TEST(Checkpoint, ToBytesIsWhatSaveWrites) {
   convkit::Checkpoint<float> c;
   c.put("w", convkit::Tensor<float>(convkit::Shape{2, 3}, 1.5f));
   c.put_text("epoch", "7");
-  const std::string path = (fs::temp_directory_path() / ("convkit_to_bytes_" + std::to_string(::getpid()))).string();
+  convkit::testing::data_files::TempDir dir;
+  const std::string path = dir.file("to_bytes.ckpt");
   c.save(path);
   EXPECT_EQ(convkit::detail::read_file(path, "checkpoint"), c.to_bytes());
-  fs::remove(path);
   const auto back = convkit::Checkpoint<float>::from_bytes(c.to_bytes(), "memory");
   EXPECT_EQ(back.text("epoch"), "7");
   EXPECT_EQ(back.tensor("w")[5], 1.5f);

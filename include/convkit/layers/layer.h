@@ -178,15 +178,25 @@ class Layer {
   Shape last_output_shape_;
 };
 
+/// Calls fn(path, layer) for `root` (path "") and every layer in the tree under it, depth
+/// first; a path is the children's names joined with dots ("features.3").
+template <typename T, typename Fn>
+void for_each_layer(Layer<T>& root, Fn&& fn) {
+  std::function<void(Layer<T>&, const std::string&)> walk = [&](Layer<T>& layer, const std::string& path) {
+    fn(path, layer);
+    layer.visit_children(
+        [&](const std::string& name, Layer<T>& child) { walk(child, path.empty() ? name : path + "." + name); });
+  };
+  walk(root, "");
+}
+
 /// Every layer of type L in the tree under `root` (root included), depth first.
 template <typename L, typename T>
 std::vector<L*> find_layers(Layer<T>& root) {
   std::vector<L*> found;
-  std::function<void(Layer<T>&)> walk = [&](Layer<T>& layer) {
+  for_each_layer(root, [&](const std::string&, Layer<T>& layer) {
     if (auto* hit = dynamic_cast<L*>(&layer)) found.push_back(hit);
-    layer.visit_children([&](const std::string&, Layer<T>& child) { walk(child); });
-  };
-  walk(root);
+  });
   return found;
 }
 

@@ -126,11 +126,9 @@ namespace detail {
 template <typename T>
 std::vector<std::pair<std::string, Rng*>> layer_rngs(Layer<T>& root) {
   std::vector<std::pair<std::string, Rng*>> out;
-  std::function<void(Layer<T>&, const std::string&)> walk = [&](Layer<T>& layer, const std::string& key) {
-    if (Rng* r = layer.own_rng()) out.emplace_back(key, r);
-    layer.visit_children([&](const std::string& name, Layer<T>& child) { walk(child, key + "." + name); });
-  };
-  walk(root, "rng.layer");
+  for_each_layer(root, [&](const std::string& path, Layer<T>& layer) {
+    if (Rng* r = layer.own_rng()) out.emplace_back(path.empty() ? "rng.layer" : "rng.layer." + path, r);
+  });
   return out;
 }
 
