@@ -4,6 +4,10 @@
 // Data: --data DIR if given; else data/mnist/ if it holds the four IDX files; else MNIST is
 // downloaded there (checksums verified, short timeouts); else, when MNIST cannot be had,
 // Fashion-MNIST from Debian's dataset-fashion-mnist package is used, and a line says so.
+//
+// Started by mpirun (mpirun -np 2 lenet5_mnist ...), it trains data-parallel over MPI when
+// built with convkit::mpi: --batch-size is the global batch, split across the ranks; rank 0
+// prints, logs and writes the checkpoint.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -21,6 +25,9 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#ifdef CONVKIT_WITH_MPI
+#include <convkit/distributed/mpi.h>
 #endif
 
 namespace fs = std::filesystem;
@@ -165,6 +172,27 @@ int main(int argc, char** argv) {
                "Check every layer's outputs and gradients; stop at the first NaN or infinity, naming the layer (slower)");
   CLI11_PARSE(app, argc, argv);
 
+#ifdef CONVKIT_WITH_MPI
+  std::optional<distributed::MpiSession> mpi;
+  if (distributed::launched_by_mpi()) mpi.emplace(argc, argv);
+  const int rank = mpi ? mpi->rank() : 0, ranks = mpi ? mpi->size() : 1;
+  // Every rank must run the same training: these options are compared across the ranks.
+  const std::string fingerprint = "data " + data_dir + " dataset " + dataset + " epochs " + std::to_string(epochs) +
+                                  " batch " + std::to_string(batch_size) + " lr " + std::to_string(lr) + " " +
+                                  optimizer_name + " momentum " + std::to_string(momentum) + " wd " +
+                                  std::to_string(weight_decay) + " " + schedule_name + " " + normalize + " seed " +
+                                  std::to_string(seed) + " limit " + std::to_string(limit) + " resume " +
+                                  resume_path + (eval_only ? " eval-only" : "");
+  if (rank > 0 && !std::freopen("/dev/null", "w", stdout)) return 1;  // rank 0 alone reports
+#else
+  const int rank = 0, ranks = 1;
+  const char* world = std::getenv("OMPI_COMM_WORLD_SIZE") ? std::getenv("OMPI_COMM_WORLD_SIZE") : std::getenv("PMI_SIZE");
+  if (world != nullptr && std::atoi(world) > 1) {
+    std::fprintf(stderr, "error: started by mpirun with %s processes, but this lenet5_mnist was built without MPI "
+                         "(install libopenmpi-dev and rebuild); each process would train alone\n", world);
+    return 2;
+  }
+#endif
   set_detect_anomaly(detect_anomaly);
 #ifdef _OPENMP
   omp_set_num_threads(threads);
@@ -172,7 +200,15 @@ int main(int argc, char** argv) {
   if (threads > 1) std::printf("note: built without OpenMP; running on 1 thread\n");
 #endif
   try {
+    // Rank 0 finds (or downloads) the data first; the others then find it on a shared disk,
+    // or fetch their own copy.
+#ifdef CONVKIT_WITH_MPI
+    if (mpi && rank > 0) MPI_Barrier(MPI_COMM_WORLD);
+#endif
     const std::optional<DataChoice> choice = resolve_data(data_dir, dataset);
+#ifdef CONVKIT_WITH_MPI
+    if (mpi && rank == 0) MPI_Barrier(MPI_COMM_WORLD);
+#endif
     if (!choice) return 2;
     auto options = data::MnistOptions().pad(2);
     // How the pixels were prepared, saved with the checkpoint for programs that use the model.
@@ -201,9 +237,38 @@ int main(int argc, char** argv) {
     else
       optimizer = std::make_unique<Adam<float>>(model.named_parameters(), AdamOptions(lr).weight_decay(weight_decay));
 
+#ifdef CONVKIT_WITH_MPI
+    std::optional<distributed::DataParallel<float>> dp;
+    if (mpi) dp.emplace(mpi->comm(), model, *optimizer, distributed::DataParallelOptions().fingerprint(fingerprint));
+#endif
+    // One process, or one rank of many: the same steps.
+    const auto run_epoch = [&](data::Batcher& batcher, const StepSchedule& schedule, const BatchCallback& on_batch) {
+#ifdef CONVKIT_WITH_MPI
+      if (dp) return dp->train_epoch(train, batcher, rng, schedule, on_batch);
+#endif
+      return train_epoch(model, *optimizer, train, batcher, rng, schedule, on_batch);
+    };
+    const auto run_evaluation = [&] {
+#ifdef CONVKIT_WITH_MPI
+      if (dp) return dp->evaluate(test);
+#endif
+      return evaluate(model, test);
+    };
+    const auto save = [&](long long epoch) {
+#ifdef CONVKIT_WITH_MPI
+      if (dp) return dp->save_training_state(save_path, epoch, rng, meta);
+#endif
+      save_training_state(save_path, model, *optimizer, epoch, rng, meta);
+    };
+
     long long start_epoch = 0;
     if (!resume_path.empty()) {
-      start_epoch = load_training_state(resume_path, model, *optimizer, rng);
+#ifdef CONVKIT_WITH_MPI
+      if (dp)
+        start_epoch = dp->load_training_state(resume_path, rng);
+      else
+#endif
+        start_epoch = load_training_state(resume_path, model, *optimizer, rng);
       std::printf("resumed from %s after epoch %lld\n", resume_path.c_str(), start_epoch);
     }
     const bool fashion = choice->name == "Fashion-MNIST";
@@ -214,10 +279,11 @@ int main(int argc, char** argv) {
     meta["classes"] = classes;
 
     if (!eval_only) {
-      std::printf("LeNet-5, %lld parameters; %s lr %g%s, batch %lld, %d epochs, seed %llu, %d thread(s)\n",
+      std::printf("LeNet-5, %lld parameters; %s lr %g%s, batch %lld, %d epochs, seed %llu, %d thread(s)%s\n",
                   static_cast<long long>(model.parameter_count()), optimizer_name.c_str(), lr,
                   schedule_name == "cosine" ? " cosine" : "", static_cast<long long>(batch_size), epochs,
-                  static_cast<unsigned long long>(seed), threads);
+                  static_cast<unsigned long long>(seed), threads,
+                  ranks > 1 ? (" on each of " + std::to_string(ranks) + " MPI ranks").c_str() : "");
       data::Batcher batcher(train.size(), batch_size, /*shuffle=*/true);
       const long long total_steps = static_cast<long long>(epochs) * batcher.num_batches();
       StepSchedule schedule;
@@ -227,10 +293,10 @@ int main(int argc, char** argv) {
         ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), batcher.num_batches());
         EpochStats stats;
         try {
-          stats = train_epoch(model, *optimizer, train, batcher, rng, schedule,
-                              [&](Index n, double l, Index c) { bar.update(n, l, c); });
+          stats = run_epoch(batcher, schedule, [&](Index n, double l, Index c) { bar.update(n, l, c); });
         } catch (const ValueError& e) {
           bar.finish();
+          if (rank > 0) return 3;  // every rank stops at the same step; rank 0 says why
           std::fprintf(stderr, "error: %s\nstopped; %s\n", e.what(),
                        save_path.empty() || !fs::exists(save_path)
                            ? "no checkpoint was saved"
@@ -239,22 +305,28 @@ int main(int argc, char** argv) {
         }
         const double secs = bar.finish();
         train_seconds += secs;
-        const EvalStats ev = evaluate(model, test);
+        const EvalStats ev = run_evaluation();
         std::printf("epoch %lld/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s, %.0f img/s\n",
                     epoch + 1, epochs, stats.loss, 100.0 * stats.accuracy, ev.loss, 100.0 * ev.accuracy(), secs,
                     static_cast<double>(stats.images) / secs);
         std::fflush(stdout);
-        if (!log_path.empty()) append_log(log_path, epoch + 1, stats, ev, secs);
-        if (!save_path.empty()) save_training_state(save_path, model, *optimizer, epoch + 1, rng, meta);
+        if (!log_path.empty() && rank == 0) append_log(log_path, epoch + 1, stats, ev, secs);
+        if (!save_path.empty()) save(epoch + 1);
       }
       std::printf("training time: %.1f s\n", train_seconds);
     }
-    const EvalStats ev = evaluate(model, test);
+    const EvalStats ev = run_evaluation();
     std::printf("final test accuracy: %.2f%% (%lld/%lld), test loss %.4f\n", 100.0 * ev.accuracy(),
                 static_cast<long long>(ev.confusion.correct()), static_cast<long long>(ev.confusion.total()), ev.loss);
     std::printf("confusion matrix (rows: true class, columns: predicted):\n%s", ev.confusion.to_string(names).c_str());
     if (!eval_only && !save_path.empty()) std::printf("checkpoint: %s\n", save_path.c_str());
   } catch (const Error& e) {
+    if (ranks > 1) {
+      std::fprintf(stderr, "error (rank %d of %d): %s\n", rank, ranks, e.what());
+#ifdef CONVKIT_WITH_MPI
+      mpi->abort(1);  // the other ranks may be waiting for this one: end them all
+#endif
+    }
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }

@@ -4,7 +4,8 @@
 # picture examples) and pkg-config (the packaging test).
 # Optional (a warning if they cannot be had): Debian's Fashion-MNIST, which the trainer
 # falls back to and the integration test trains on, and curl, which downloads MNIST.
-# Arguments name further required packages (scripts/fuzz.sh adds clang and its runtimes).
+# Arguments name further required packages (scripts/fuzz.sh adds clang and its runtimes,
+# scripts/test.sh Open MPI for the data-parallel tests).
 # As root it runs apt-get; otherwise it prints the apt-get command to run (and fails only
 # if something required is missing).
 set -euo pipefail

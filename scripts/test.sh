@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds convkit's tests, examples and benchmarks in Release and runs the whole test suite.
-# Installs missing Debian packages first (see scripts/install-deps.sh). Exits non-zero on
+# Installs missing Debian packages first (see scripts/install-deps.sh), Open MPI among them
+# (the data-parallel tests run under mpirun). Exits non-zero on
 # any failure. BUILD_DIR (default build/release) and JOBS (default: all cores) can be set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh libopenmpi-dev openmpi-bin
 build_dir=${BUILD_DIR:-build/release}
 jobs=${JOBS:-$(nproc)}
 start=$(date +%s)

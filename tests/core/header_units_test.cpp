@@ -1,5 +1,7 @@
 // Every public header compiles alone in its own translation unit (the units are generated
-// by tests/CMakeLists.txt, one per header); this test checks that none was skipped. And the
+// by tests/CMakeLists.txt, one per header); this test checks that none was skipped. The
+// MPI header (distributed/) needs MPI's include path: tests/distributed includes it first
+// in its own unit. And the
 // version macros equal the CMake project version.
 #include <gtest/gtest.h>
 
@@ -16,7 +18,7 @@ TEST(Headers, EachPublicHeaderHasItsOwnTranslationUnit) {
   std::set<std::string> on_disk;
   const std::filesystem::path root(CONVKIT_INCLUDE_DIR);
   for (const auto& entry : std::filesystem::recursive_directory_iterator(root / "convkit"))
-    if (entry.path().extension() == ".h")
+    if (entry.path().extension() == ".h" && entry.path().parent_path().filename() != "distributed")
       on_disk.insert(std::filesystem::relative(entry.path(), root).generic_string());
   EXPECT_GE(on_disk.size(), 20u);
   EXPECT_EQ(compiled, on_disk);

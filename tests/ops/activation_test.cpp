@@ -57,6 +57,20 @@ TYPED_TEST(Activation, ReLU) {
   EXPECT_EQ(dx[0], T(0)) << "the gradient at x = 0 is 0";
 }
 
+// A NaN must not vanish into a 0 (PyTorch's relu keeps it), or a diverged run looks healthy.
+TYPED_TEST(Activation, ReLUPropagatesNaN) {
+  using T = TypeParam;
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  Tensor<T> x(Shape{3});
+  x[0] = nan;
+  x[1] = T(-1);
+  x[2] = T(2);
+  const Tensor<T> y = ops::relu_forward(x);
+  EXPECT_TRUE(std::isnan(y[0]));
+  EXPECT_EQ(y[1], T(0));
+  EXPECT_EQ(y[2], T(2));
+}
+
 TYPED_TEST(Activation, Sigmoid) {
   using T = TypeParam;
   const Tensor<T> x = TestFixture::inputs(53);

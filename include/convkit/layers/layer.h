@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "convkit/core/anomaly.h"
@@ -66,9 +67,16 @@ class Layer {
                              << " (the last forward's output), got " << grad_output.shape());
     Tensor<T> grad_input = do_backward(grad_output);
     if (detect_anomaly()) check_backward(grad_input, grad_output);
+    if (backward_hook_.fn) backward_hook_.fn(*this);
     if (!needs_input_grad_) return Tensor<T>();
     return grad_input;
   }
+
+  /// Sets the function called at the end of each backward of this layer, when the gradients
+  /// of its parameters for this pass are complete (an empty function removes it). One hook
+  /// per layer; copies of a layer do not inherit it. DataParallel (distributed/mpi.h) uses
+  /// it to start reducing gradients while the rest of the backward pass runs.
+  void set_backward_hook(std::function<void(Layer&)> hook) { backward_hook_.fn = std::move(hook); }
 
   /// Whether backward computes the input gradient (default true). A model's first layer
   /// does not need it: its input is data. Conv2d and FullyConnected then skip that work.
@@ -172,6 +180,15 @@ class Layer {
     return n;
   }
 
+  /// A hook that copies and moves as empty: a copied layer is a new layer.
+  struct BackwardHook {
+    BackwardHook() = default;
+    BackwardHook(const BackwardHook&) noexcept {}
+    BackwardHook& operator=(const BackwardHook&) noexcept { return *this; }
+    std::function<void(Layer&)> fn;
+  };
+
+  BackwardHook backward_hook_;
   bool training_ = true;
   bool needs_input_grad_ = true;
   bool has_forward_ = false;

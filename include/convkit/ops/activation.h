@@ -1,6 +1,6 @@
 // convkit/ops/activation.h — elementwise activations, each forward beside its backward.
 //
-//   ReLU      y = max(x, 0)          dx = dy · [x > 0]        (gradient 0 at x = 0, as PyTorch)
+//   ReLU      y = max(x, 0)          dx = dy · [x > 0]        (gradient 0 at x = 0; NaN in, NaN out: as PyTorch)
 //   Sigmoid   y = 1 / (1 + e^−x)     dx = dy · y · (1 − y)
 //   Tanh      y = tanh x             dx = dy · (1 − y²)
 //   SoftSign  y = x / (1 + |x|)      dx = dy / (1 + |x|)²
@@ -51,13 +51,13 @@ T sigmoid(T x) {
 
 template <typename T>
 Tensor<T> relu_forward(const Tensor<T>& x) {
-  return detail::map_unary(x, [](T v) { return v > T(0) ? v : T(0); });
+  return detail::map_unary(x, [](T v) { return v < T(0) ? T(0) : v; });  // NaN stays NaN, as PyTorch
 }
 /// `output` is the forward's y: y > 0 exactly where x > 0.
 template <typename T>
 Tensor<T> relu_backward(const Tensor<T>& grad_output, const Tensor<T>& output) {
   return detail::map_binary("relu_backward", grad_output, output,
-                            [](T g, T y) { return y > T(0) ? g : T(0); });
+                            [](T g, T y) { return y <= T(0) ? T(0) : g; });
 }
 
 template <typename T>

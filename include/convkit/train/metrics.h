@@ -50,6 +50,11 @@ class ConfusionMatrix {
     }
   }
 
+  /// The counts, row by row (true class): classes()² of them. Writable, so that the parts of
+  /// one evaluation can be summed in place (DataParallel sums its ranks' matrices).
+  const std::vector<Index>& counts() const { return counts_; }
+  std::vector<Index>& counts() { return counts_; }
+
   Index classes() const { return classes_; }
   Index count(Index truth, Index predicted) const {
     return counts_.at(static_cast<std::size_t>(truth * classes_ + predicted));

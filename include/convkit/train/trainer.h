@@ -6,6 +6,7 @@
 //   model.backward(∂L/∂logits) (each auxiliary head adds its own gradient);  optimiser.step()
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -38,6 +39,91 @@ struct EpochStats {
   Index images = 0;
 };
 
+namespace detail {
+
+/// The classifier loss of a training step: softmax cross-entropy of the logits plus that of
+/// every auxiliary head (AuxiliaryHead layers, GoogLeNet's) times its weight. grad_scale
+/// multiplies every gradient it hands back (DataParallel weights a rank's shard by its
+/// share of the global batch); 1 leaves them untouched.
+template <typename T>
+class ClassifierLoss {
+ public:
+  explicit ClassifierLoss(Layer<T>& model) : heads_(find_layers<AuxiliaryHead<T>>(model)) {}
+
+  /// The total loss for labels y; gives each auxiliary head its output gradient.
+  double forward(const Tensor<T>& logits, const std::vector<Index>& y, T grad_scale = T(1)) {
+    grad_scale_ = grad_scale;
+    double l = static_cast<double>(loss_.forward(logits, y));
+    for (AuxiliaryHead<T>* head : heads_) {
+      const Tensor<T>* out = head->output();
+      if (out == nullptr) continue;
+      l += head->loss_weight() * static_cast<double>(aux_loss_.forward(*out, y));
+      Tensor<T> g = aux_loss_.backward();
+      const T w = static_cast<T>(head->loss_weight()) * grad_scale;
+      for (T& v : g) v *= w;
+      head->set_output_grad(std::move(g));
+    }
+    return l;
+  }
+
+  /// The gradient of the main loss with respect to the logits, times grad_scale.
+  Tensor<T> backward() {
+    Tensor<T> g = loss_.backward();
+    if (grad_scale_ != T(1))
+      for (T& v : g) v *= grad_scale_;
+    return g;
+  }
+
+ private:
+  SoftmaxCrossEntropy<T> loss_, aux_loss_;
+  std::vector<AuxiliaryHead<T>*> heads_;
+  T grad_scale_ = T(1);
+};
+
+/// How many of logits' predictions equal y.
+template <typename T>
+Index count_correct(const Tensor<T>& logits, const std::vector<Index>& y) {
+  const std::vector<Index> predicted = predict_classes(logits);
+  Index correct = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) correct += predicted[i] == y[i];
+  return correct;
+}
+
+/// The ValueError for a non-finite training loss.
+[[noreturn]] inline void throw_bad_loss(double l, Index batch, long long step, double lr) {
+  throw_with_message<ValueError>([&](std::ostream& os) {
+    os << "training: the loss became " << l << " at batch " << batch << " of the epoch (step " << step
+       << ", learning rate " << lr << ")";
+  });
+}
+
+/// The sum of the losses (times images) and the confusion matrix of `model` over the
+/// samples [begin, end) of `data`, in batches of batch_size; the mode is left as it was.
+template <typename T>
+std::pair<double, ConfusionMatrix> evaluate_range(Layer<T>& model, const data::Dataset<T>& data, Index begin,
+                                                  Index end, Index batch_size) {
+  CONVKIT_CHECK(batch_size >= 1, ValueError, "evaluate: expected batch_size >= 1, got " << batch_size);
+  const bool was_training = model.is_training();
+  model.eval();
+  SoftmaxCrossEntropy<T> loss;
+  ConfusionMatrix confusion(data.num_classes);
+  Tensor<T> x;
+  std::vector<Index> y, indices;
+  double loss_sum = 0.0;
+  for (Index b = begin; b < end; b += batch_size) {
+    indices.clear();
+    for (Index i = b; i < std::min(end, b + batch_size); ++i) indices.push_back(i);
+    data::gather(data, indices, x, y);
+    const Tensor<T> logits = model.forward(x);
+    loss_sum += static_cast<double>(loss.forward(logits, y)) * static_cast<double>(y.size());
+    confusion.add(y, predict_classes(logits));
+  }
+  model.set_training(was_training);
+  return {loss_sum, confusion};
+}
+
+}  // namespace detail
+
 /// Trains `model` for one epoch over `data` in the batcher's order (shuffled from rng).
 /// Auxiliary classifiers (AuxiliaryHead layers in the model, GoogLeNet's) add their weighted
 /// softmax cross-entropy to the loss; the reported loss is that total.
@@ -49,8 +135,7 @@ EpochStats train_epoch(Layer<T>& model, Optimizer<T>& optimizer, const data::Dat
                        const BatchCallback& on_batch = {}) {
   model.train();
   batcher.start_epoch(rng);
-  SoftmaxCrossEntropy<T> loss, aux_loss;
-  const std::vector<AuxiliaryHead<T>*> heads = find_layers<AuxiliaryHead<T>>(model);
+  detail::ClassifierLoss<T> loss(model);
   Tensor<T> x;
   std::vector<Index> y;
   EpochStats stats;
@@ -61,25 +146,11 @@ EpochStats train_epoch(Layer<T>& model, Optimizer<T>& optimizer, const data::Dat
     if (schedule) optimizer.set_learning_rate(schedule(optimizer.steps()));
     optimizer.zero_grad();
     const Tensor<T> logits = model.forward(x);
-    double l = static_cast<double>(loss.forward(logits, y));
-    for (AuxiliaryHead<T>* head : heads) {
-      const Tensor<T>* out = head->output();
-      if (out == nullptr) continue;
-      l += head->loss_weight() * static_cast<double>(aux_loss.forward(*out, y));
-      Tensor<T> g = aux_loss.backward();
-      const T w = static_cast<T>(head->loss_weight());
-      for (T& v : g) v *= w;
-      head->set_output_grad(std::move(g));
-    }
-    CONVKIT_CHECK(std::isfinite(l), ValueError,
-                  "training: the loss became " << l << " at batch " << b << " of the epoch (step "
-                                               << optimizer.steps() + 1 << ", learning rate "
-                                               << optimizer.learning_rate() << ")");
+    const double l = loss.forward(logits, y);
+    if (!std::isfinite(l)) detail::throw_bad_loss(l, b, optimizer.steps() + 1, optimizer.learning_rate());
     model.backward(loss.backward());
     optimizer.step();
-    const std::vector<Index> predicted = predict_classes(logits);
-    Index correct = 0;
-    for (std::size_t i = 0; i < y.size(); ++i) correct += predicted[i] == y[i];
+    const Index correct = detail::count_correct(logits, y);
     loss_sum += l * static_cast<double>(y.size());
     correct_sum += correct;
     stats.images += static_cast<Index>(y.size());
@@ -97,25 +168,13 @@ struct EvalStats {
 };
 
 /// Mean loss and confusion matrix of `model` (in evaluation mode) over `data`.
+/// @throws ValueError for batch_size < 1.
 template <typename T>
 EvalStats evaluate(Layer<T>& model, const data::Dataset<T>& data, Index batch_size = 256) {
-  const bool was_training = model.is_training();
-  model.eval();
-  data::Batcher batcher(data.size(), batch_size, /*shuffle=*/false);
-  SoftmaxCrossEntropy<T> loss;
+  auto [loss_sum, confusion] = detail::evaluate_range(model, data, 0, data.size(), batch_size);
   EvalStats s;
-  s.confusion = ConfusionMatrix(data.num_classes);
-  Tensor<T> x;
-  std::vector<Index> y;
-  double loss_sum = 0.0;
-  for (Index b = 0; b < batcher.num_batches(); ++b) {
-    data::gather(data, batcher.batch(b), x, y);
-    const Tensor<T> logits = model.forward(x);
-    loss_sum += static_cast<double>(loss.forward(logits, y)) * static_cast<double>(y.size());
-    s.confusion.add(y, predict_classes(logits));
-  }
   s.loss = data.size() ? loss_sum / static_cast<double>(data.size()) : 0.0;
-  model.set_training(was_training);
+  s.confusion = std::move(confusion);
   return s;
 }
 
@@ -140,8 +199,8 @@ std::vector<std::pair<std::string, Rng*>> layer_rngs(Layer<T>& root) {
 /// texts (how the data was prepared, class names) are stored as "meta.<key>" for programs
 /// that later use the model.
 template <typename T>
-void save_training_state(const std::string& path, Layer<T>& model, Optimizer<T>& optimizer, long long epoch,
-                         const Rng& rng, const std::map<std::string, std::string>& meta = {}) {
+Checkpoint<T> training_state(Layer<T>& model, Optimizer<T>& optimizer, long long epoch, const Rng& rng,
+                             const std::map<std::string, std::string>& meta = {}) {
   Checkpoint<T> c;
   for (const auto& [key, value] : meta) c.put_text("meta." + key, value);
   save_parameters(c, model.named_parameters(), "model.");
@@ -154,15 +213,22 @@ void save_training_state(const std::string& path, Layer<T>& model, Optimizer<T>&
   c.put_text("epoch", std::to_string(epoch));
   c.put_text("rng", rng.state());
   for (const auto& [key, layer_rng] : detail::layer_rngs(model)) c.put_text(key, layer_rng->state());
-  c.save(path);
+  return c;
 }
 
-/// Restores what save_training_state wrote; returns the number of epochs done.
-/// @throws IoError/FormatError (see Checkpoint::load and load_parameters) on any mismatch;
-/// nothing is changed then.
+/// Writes training_state(...) to `path` (atomically, see Checkpoint::save).
 template <typename T>
-long long load_training_state(const std::string& path, Layer<T>& model, Optimizer<T>& optimizer, Rng& rng) {
-  const Checkpoint<T> c = Checkpoint<T>::load(path);
+void save_training_state(const std::string& path, Layer<T>& model, Optimizer<T>& optimizer, long long epoch,
+                         const Rng& rng, const std::map<std::string, std::string>& meta = {}) {
+  training_state(model, optimizer, epoch, rng, meta).save(path);
+}
+
+/// Restores what save_training_state wrote from a checkpoint in memory (read from `path`,
+/// which names it in messages); returns the number of epochs done.
+/// @throws FormatError (see load_parameters) on any mismatch; nothing is changed then.
+template <typename T>
+long long load_training_state(const Checkpoint<T>& c, const std::string& path, Layer<T>& model,
+                              Optimizer<T>& optimizer, Rng& rng) {
   auto state = optimizer.state();
   for (const auto& entry : state) {  // not a structured binding: C++17 lambdas (in CONVKIT_CHECK) cannot capture one
     const std::string key = "optimizer." + entry.first;
@@ -198,6 +264,14 @@ long long load_training_state(const std::string& path, Layer<T>& model, Optimize
   rng = restored;
   for (std::size_t i = 0; i < layer_rngs.size(); ++i) *layer_rngs[i].second = layer_restored[i];
   return epoch;
+}
+
+/// Restores what save_training_state wrote to `path`; returns the number of epochs done.
+/// @throws IoError/FormatError (see Checkpoint::load and load_parameters) on any mismatch;
+/// nothing is changed then.
+template <typename T>
+long long load_training_state(const std::string& path, Layer<T>& model, Optimizer<T>& optimizer, Rng& rng) {
+  return load_training_state(Checkpoint<T>::load(path), path, model, optimizer, rng);
 }
 
 }  // namespace convkit
