@@ -177,12 +177,12 @@ int main(int argc, char** argv) {
   if (distributed::launched_by_mpi()) mpi.emplace(argc, argv);
   const int rank = mpi ? mpi->rank() : 0, ranks = mpi ? mpi->size() : 1;
   // Every rank must run the same training: these options are compared across the ranks.
-  const std::string fingerprint = "data " + data_dir + " dataset " + dataset + " epochs " + std::to_string(epochs) +
+  std::string fingerprint = "data " + data_dir + " dataset " + dataset + " epochs " + std::to_string(epochs) +
                                   " batch " + std::to_string(batch_size) + " lr " + std::to_string(lr) + " " +
                                   optimizer_name + " momentum " + std::to_string(momentum) + " wd " +
                                   std::to_string(weight_decay) + " " + schedule_name + " " + normalize + " seed " +
                                   std::to_string(seed) + " limit " + std::to_string(limit) + " resume " +
-                                  resume_path + (eval_only ? " eval-only" : "");
+                                  resume_path + (eval_only ? " eval-only" : "") + (save_path.empty() ? "" : " save");
   if (rank > 0 && !std::freopen("/dev/null", "w", stdout)) return 1;  // rank 0 alone reports
 #else
   const int rank = 0, ranks = 1;
@@ -200,16 +200,25 @@ int main(int argc, char** argv) {
   if (threads > 1) std::printf("note: built without OpenMP; running on 1 thread\n");
 #endif
   try {
-    // Rank 0 finds (or downloads) the data first; the others then find it on a shared disk,
-    // or fetch their own copy.
 #ifdef CONVKIT_WITH_MPI
-    if (mpi && rank > 0) MPI_Barrier(MPI_COMM_WORLD);
-#endif
+    // Rank 0 finds (or downloads) the data and tells the others which it chose: every rank
+    // then loads that folder (on a shared disk, or the same path on each host).
+    std::optional<DataChoice> choice;
+    if (rank == 0) choice = resolve_data(data_dir, dataset);
+    if (mpi) {
+      std::string chosen = choice ? choice->dir + '\n' + choice->name : "";
+      int n = static_cast<int>(chosen.size());
+      MPI_Bcast(&n, 1, MPI_INT, 0, MPI_COMM_WORLD);
+      chosen.resize(static_cast<std::size_t>(n));
+      MPI_Bcast(chosen.data(), n, MPI_CHAR, 0, MPI_COMM_WORLD);
+      const std::size_t cut = chosen.find('\n');
+      if (rank > 0 && cut != std::string::npos) choice = DataChoice{chosen.substr(0, cut), chosen.substr(cut + 1)};
+      if (choice) fingerprint += " from " + choice->dir + " (" + choice->name + ")";
+    }
+#else
     const std::optional<DataChoice> choice = resolve_data(data_dir, dataset);
-#ifdef CONVKIT_WITH_MPI
-    if (mpi && rank == 0) MPI_Barrier(MPI_COMM_WORLD);
 #endif
-    if (!choice) return 2;
+    if (!choice) return 2;  // every rank alike: rank 0 found no data
     auto options = data::MnistOptions().pad(2);
     // How the pixels were prepared, saved with the checkpoint for programs that use the model.
     std::map<std::string, std::string> meta = {{"dataset", choice->name}, {"pad", "2"}, {"mean", "0"}, {"std", "1"}};

@@ -322,6 +322,68 @@ TEST(DataParallel, NonFiniteLossOnOneRankStopsAllRanks) {
   EXPECT_EQ(sgd.steps(), 0);
 }
 
+// One rank's part alone is bad (a batch norm over a single 1×1 value): that rank throws
+// its ShapeError, the others an Error naming it, at the same step; no rank waits forever.
+TEST(DataParallel, AnErrorInOneRanksForwardStopsAllRanks) {
+  if (world_size() == 1) GTEST_SKIP() << "needs 2 ranks";
+  Rng rng(3);
+  Sequential<float> model;
+  model.add(std::make_unique<Conv2d<float>>(Conv2dOptions(1, 2, 8), rng));  // 8×8 → 1×1
+  model.add(std::make_unique<BatchNorm2d<float>>(2));
+  model.add(std::make_unique<Flatten<float>>());
+  model.add(std::make_unique<FullyConnected<float>>(FullyConnectedOptions(2, 2), rng));
+  SGD<float> sgd(model.named_parameters(), SgdOptions(0.1));
+  DataParallel<float> dp(MPI_COMM_WORLD, model, sgd);
+  const data::Dataset<float> train = make_data<float>(3, 1);
+  data::Batcher batches(3, 3);  // parts of 1 and 2 images with 2 ranks
+  Rng shuffle(1);
+  try {
+    dp.train_epoch(train, batches, shuffle);
+    ADD_FAILURE() << "expected an error";
+  } catch (const ShapeError& e) {
+    EXPECT_EQ(world_rank(), 0) << e.what();
+  } catch (const Error& e) {
+    EXPECT_NE(world_rank(), 0);
+    EXPECT_NE(std::string(e.what()).find("rank 0 failed in forward at batch 0"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(sgd.steps(), 0);
+}
+
+/// A layer with a parameter its backward never touches (as a branch a model skips).
+class Untouched : public Layer<float> {
+ public:
+  Untouched() : p_("p", Shape{4}) { p_.value.fill(1.0f); }
+  Shape output_shape(const Shape& input) const override { return input; }
+  std::string describe() const override { return "Untouched"; }
+  void collect_parameters(std::vector<NamedParameter<float>>& out, const std::string& prefix) override {
+    add_parameter(out, prefix, p_);
+  }
+
+ protected:
+  Tensor<float> do_forward(const Tensor<float>& input) override { return input; }
+  Tensor<float> do_backward(const Tensor<float>& grad_output) override { return grad_output; }
+
+ private:
+  Parameter<float> p_;
+};
+
+// A parameter no backward reached keeps no gradient, so the optimiser leaves it alone (weight
+// decay and momentum included), as in one process; the sums must not hand it a zero one.
+TEST(DataParallel, ParametersWithoutGradientsAreNotStepped) {
+  Sequential<float> model = small_model<float>(1);
+  model.add(std::make_unique<Untouched>());
+  SGD<float> sgd(model.named_parameters(), SgdOptions(0.1).momentum(0.9).weight_decay(0.5));
+  DataParallel<float> dp(MPI_COMM_WORLD, model, sgd);
+  const data::Dataset<float> train = make_data<float>(8, 1);
+  data::Batcher batches(8, 4);
+  Rng shuffle(1);
+  dp.train_epoch(train, batches, shuffle);
+  const auto params = model.named_parameters();
+  const Parameter<float>& p = *params.back().param;
+  EXPECT_FALSE(p.has_grad());
+  for (Index i = 0; i < 4; ++i) EXPECT_EQ(p.value[i], 1.0f);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <sstream>
 #include <string>
@@ -139,6 +140,10 @@ class MpiSession {
       int provided = 0;
       detail::mpi_check(MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
       owns_ = true;
+      CONVKIT_CHECK(provided >= MPI_THREAD_FUNNELED, Error,
+                    "MPI_Init_thread: this MPI provides thread level " << provided << ", convkit needs MPI_THREAD_FUNNELED ("
+                                                                       << MPI_THREAD_FUNNELED << ": OpenMP threads beside "
+                                                                       "the one that calls MPI)");
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
@@ -217,13 +222,13 @@ class DataParallel {
   /// differs) or bucket_bytes is 0.
   DataParallel(MPI_Comm comm, Layer<T>& model, Optimizer<T>& optimizer, DataParallelOptions options = {})
       : model_(model), optimizer_(optimizer), options_(std::move(options)) {
-    CONVKIT_CHECK(options_.bucket_bytes_ > 0, ValueError, "DataParallel: expected bucket_bytes > 0, got 0");
     detail::mpi_check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
     try {
-      check_agreement();
+      check_agreement();  // bucket_bytes included: every rank throws below, or none
+      CONVKIT_CHECK(options_.bucket_bytes_ > 0, ValueError, "DataParallel: expected bucket_bytes > 0, got 0");
       broadcast_state();
       for (auto& [key, rng] : convkit::detail::layer_rngs(model_)) {
         (void)key;
@@ -264,9 +269,14 @@ class DataParallel {
                          const StepSchedule& schedule = {}, const BatchCallback& on_batch = {}) {
     using clock = std::chrono::steady_clock;
     const auto seconds = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
-    check_same({data.size(), batcher.num_batches(), data.images.numel()}, "the training data (images, batches, scalars)");
     model_.train();
     batcher.start_epoch(rng);
+    {  // the first batch's indices stand for the batch size and the shuffle's seed
+      const std::vector<Index> first = batcher.num_batches() > 0 ? batcher.batch(0) : std::vector<Index>{};
+      check_same({data.size(), batcher.num_batches(), data.images.numel(), static_cast<std::int64_t>(first.size()),
+                  static_cast<std::int64_t>(detail::fnv1a(first.data(), first.size() * sizeof(Index)) >> 1)},
+                 "the training data (images, batches, scalars, first batch's size, hash of its shuffled indices)");
+    }
     convkit::detail::ClassifierLoss<T> loss(model_);
     Tensor<T> x;
     std::vector<Index> y, shard;
@@ -283,26 +293,40 @@ class DataParallel {
       optimizer_.zero_grad();
       begin_step();
       const auto t1 = clock::now();
-      double local[3] = {0.0, 0.0, static_cast<double>(shard.size())};  // loss·n, correct, n
-      if (!shard.empty()) {
-        data::gather(data, shard, x, y);
-        const Tensor<T> logits = model_.forward(x);
-        const double l = loss.forward(logits, y, static_cast<T>(static_cast<double>(shard.size()) / n_global));
-        local[0] = l * static_cast<double>(shard.size());
-        local[1] = static_cast<double>(convkit::detail::count_correct(logits, y));
-      }
+      // An error on one rank only (a shape its part alone has, memory) must stop every rank
+      // at the same point: errors are caught, counted with the loss, and thrown together.
+      Failure failure;
+      double local[4] = {0.0, 0.0, static_cast<double>(shard.size()), 0.0};  // loss·n, correct, n, failures
+      if (!shard.empty()) try {
+          data::gather(data, shard, x, y);
+          const Tensor<T> logits = model_.forward(x);
+          const double l = loss.forward(logits, y, static_cast<T>(static_cast<double>(shard.size()) / n_global));
+          local[0] = l * static_cast<double>(shard.size());
+          local[1] = static_cast<double>(convkit::detail::count_correct(logits, y));
+        } catch (const std::exception& e) {
+          failure.record(e);
+          local[3] = 1.0;
+        }
       const auto t2 = clock::now();
-      double total[3];
-      detail::mpi_check(MPI_Allreduce(local, total, 3, MPI_DOUBLE, MPI_SUM, comm_), "MPI_Allreduce");
+      double total[4];
+      detail::mpi_check(MPI_Allreduce(local, total, 4, MPI_DOUBLE, MPI_SUM, comm_), "MPI_Allreduce");
+      if (total[3] > 0.0) {
+        in_step_ = false;
+        raise(failure, "forward", b);
+      }
       const double l = total[0] / static_cast<double>(n_global);
       if (!std::isfinite(l)) {
         in_step_ = false;
         convkit::detail::throw_bad_loss(l, b, optimizer_.steps() + 1, optimizer_.learning_rate());
       }
       const auto t3 = clock::now();
-      if (!shard.empty()) model_.backward(loss.backward());
+      if (!shard.empty()) try {
+          model_.backward(loss.backward());
+        } catch (const std::exception& e) {
+          failure.record(e);
+        }
       const auto t4 = clock::now();
-      finish_step();
+      finish_step(failure, b);  // every rank: the same sums started and waited for
       const auto t5 = clock::now();
       optimizer_.step();
       const Index correct = static_cast<Index>(total[1]);
@@ -365,7 +389,7 @@ class DataParallel {
           }
         }
         c.save(path);
-      } catch (const Error& e) {
+      } catch (const std::exception& e) {  // any, or the other ranks would wait forever
         error = e.what();
       }
     }
@@ -386,7 +410,7 @@ class DataParallel {
     if (is_root()) {
       try {
         bytes = convkit::detail::read_file(path, "checkpoint");
-      } catch (const Error& e) {
+      } catch (const std::exception& e) {
         error = e.what();
       }
     }
@@ -417,6 +441,8 @@ class DataParallel {
     for (const NamedParameter<T>& p : model_.named_parameters()) {
       if (p.param->trainable) continue;
       Tensor<T>& v = p.param->value;
+      CONVKIT_CHECK(v.numel() <= INT_MAX, ValueError,
+                    "DataParallel: buffer " << p.name << " has " << v.numel() << " scalars; MPI counts stop at " << INT_MAX);
       const int n = static_cast<int>(v.numel());
       detail::mpi_check(MPI_Reduce(is_root() ? MPI_IN_PLACE : v.data(), v.data(), n, detail::mpi_type<T>(), MPI_SUM,
                                    0, comm_),
@@ -453,8 +479,32 @@ class DataParallel {
     Parameter<T>* param;
     std::size_t bucket;
     Index offset;
-    bool ready;
+    bool ready;     // its layer's backward ran in this step
+    bool had_grad;  // its gradient existed before the bucket started (else zeros were sent)
   };
+
+  /// An exception this rank caught in a step, to be thrown once every rank knows.
+  struct Failure {
+    std::exception_ptr error;
+    std::string text;
+    void record(const std::exception& e) {
+      error = std::current_exception();
+      text = e.what();
+    }
+  };
+
+  /// Collective, when some rank failed: the failed rank rethrows its own exception, the
+  /// others a convkit::Error quoting the first failed rank's message.
+  [[noreturn]] void raise(const Failure& failure, const char* phase, Index batch) {
+    const std::vector<std::string> all = detail::allgather_strings(comm_, failure.error ? "!" + failure.text : "");
+    if (failure.error) std::rethrow_exception(failure.error);
+    int r = 0;
+    while (r + 1 < size_ && all[static_cast<std::size_t>(r)].empty()) ++r;
+    convkit::detail::throw_with_message<Error>([&](std::ostream& os) {
+      os << "DataParallel: rank " << r << " failed in " << phase << " at batch " << batch
+         << " of the epoch: " << all[static_cast<std::size_t>(r)].substr(1);
+    });
+  }
 
   /// Rank 0's string on every rank.
   std::string broadcast_string(const std::string& s) {
@@ -523,16 +573,20 @@ class DataParallel {
   void build_buckets() {
     std::unordered_map<const Parameter<T>*, std::size_t> slot_of;
     const auto& params = optimizer_.parameters();
-    const std::size_t cap = std::max<std::size_t>(1, options_.bucket_bytes_ / sizeof(T));
+    // At most INT_MAX scalars a bucket: MPI counts are ints.
+    const std::size_t cap = std::min<std::size_t>(std::max<std::size_t>(1, options_.bucket_bytes_ / sizeof(T)), INT_MAX);
     for (std::size_t i = params.size(); i-- > 0;) {
       Parameter<T>* p = params[i].param;
       const std::size_t n = static_cast<std::size_t>(p->value.numel());
       if (buckets_.empty() || (buckets_.back().buffer.size() > 0 && buckets_.back().buffer.size() + n > cap))
         buckets_.emplace_back();
+      CONVKIT_CHECK(n <= static_cast<std::size_t>(INT_MAX), ValueError,
+                    "DataParallel: parameter " << params[i].name << " has " << n << " scalars; MPI counts stop at "
+                                               << INT_MAX);
       Bucket& b = buckets_.back();
       slot_of[p] = slots_.size();
       b.members.push_back(slots_.size());
-      slots_.push_back(Slot{p, buckets_.size() - 1, static_cast<Index>(b.buffer.size()), false});
+      slots_.push_back(Slot{p, buckets_.size() - 1, static_cast<Index>(b.buffer.size()), false, false});
       b.buffer.resize(b.buffer.size() + n);
     }
     if (!options_.overlap_) return;
@@ -555,7 +609,8 @@ class DataParallel {
   }
 
   void begin_step() {
-    for (Slot& s : slots_) s.ready = false;
+    reused_ = false;
+    for (Slot& s : slots_) s.ready = s.had_grad = false;
     for (Bucket& b : buckets_) b.pending = b.members.size();
     next_bucket_ = 0;
     in_step_ = true;
@@ -566,12 +621,9 @@ class DataParallel {
     if (!in_step_) return;  // a backward outside train_epoch (a user's gradient check)
     for (std::size_t i : own) {
       Slot& s = slots_[i];
-      if (s.ready) {
-        in_step_ = false;
-        CONVKIT_CHECK(false, StateError,
-                      "DataParallel: a parameter of shape " << s.param->value.shape()
-                          << " got a second gradient in one step (a layer run twice per step, shared weights); "
-                             "use DataParallelOptions().overlap(false)");
+      if (s.ready) {  // reported by finish_step, on every rank
+        reused_ = true;
+        continue;
       }
       s.ready = true;
       --buckets_[s.bucket].pending;
@@ -591,6 +643,7 @@ class DataParallel {
   void start_bucket(std::size_t k) {
     Bucket& b = buckets_[k];
     for (std::size_t i : b.members) {
+      slots_[i].had_grad = slots_[i].param->has_grad();
       const Tensor<T>& g = slots_[i].param->ensure_grad();
       std::copy(g.begin(), g.end(), b.buffer.begin() + slots_[i].offset);
     }
@@ -607,8 +660,11 @@ class DataParallel {
   }
 
   /// Starts the buckets backward did not (all of them without overlap, or a rank with no
-  /// images in this batch), waits for every sum and puts them into the gradients.
-  void finish_step() {
+  /// images in this batch), waits for every sum and puts them into the gradients. Then one
+  /// small sum of flags: whether some rank failed in backward or saw a parameter get two
+  /// gradients (shared weights), and which parameters no rank's backward reached (they
+  /// keep no gradient, so the optimiser skips them, as in one process).
+  void finish_step(const Failure& failure, Index batch) {
     in_step_ = false;
     while (next_bucket_ < buckets_.size()) start_bucket(next_bucket_++);
     std::vector<MPI_Request> requests;
@@ -623,6 +679,18 @@ class DataParallel {
         std::copy(first, first + g.numel(), g.begin());
       }
     }
+    std::vector<int> flags(2 + slots_.size());
+    flags[0] = failure.error ? 1 : 0;
+    flags[1] = reused_ ? 1 : 0;
+    for (std::size_t i = 0; i < slots_.size(); ++i) flags[2 + i] = slots_[i].had_grad ? 1 : 0;
+    detail::mpi_check(MPI_Allreduce(MPI_IN_PLACE, flags.data(), static_cast<int>(flags.size()), MPI_INT, MPI_MAX, comm_),
+                      "MPI_Allreduce");
+    if (flags[0]) raise(failure, "backward", batch);
+    CONVKIT_CHECK(!flags[1], StateError,
+                  "DataParallel: a parameter got a second gradient in one step (a layer run twice per step, "
+                  "shared weights); use DataParallelOptions().overlap(false)");
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      if (!flags[2 + i]) slots_[i].param->grad = Tensor<T>();
   }
 
   Layer<T>& model_;
@@ -634,7 +702,7 @@ class DataParallel {
   std::vector<Bucket> buckets_;
   std::vector<Layer<T>*> hooked_;
   std::size_t next_bucket_ = 0;
-  bool in_step_ = false;
+  bool in_step_ = false, reused_ = false;
   DataParallelTiming timing_;
 };
 

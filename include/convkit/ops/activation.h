@@ -51,7 +51,7 @@ T sigmoid(T x) {
 
 template <typename T>
 Tensor<T> relu_forward(const Tensor<T>& x) {
-  return detail::map_unary(x, [](T v) { return v < T(0) ? T(0) : v; });  // NaN stays NaN, as PyTorch
+  return detail::map_unary(x, [](T v) { return v > T(0) || std::isnan(v) ? v : T(0); });  // NaN stays NaN, as PyTorch
 }
 /// `output` is the forward's y: y > 0 exactly where x > 0.
 template <typename T>
