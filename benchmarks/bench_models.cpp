@@ -114,7 +114,6 @@ int main(int argc, char** argv) {
 #ifdef _OPENMP
   omp_set_num_threads(threads);
 #endif
-  Eigen::setNbThreads(threads);
   register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

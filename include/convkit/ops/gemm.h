@@ -10,9 +10,46 @@
 #include "convkit/core/shape.h"
 #include "convkit/ops/eigen_glue.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace convkit::ops {
 
 enum class Trans { kNo, kYes };
+
+namespace detail {
+
+/// Multiply-adds below which a GEMM runs on one thread even when OpenMP offers more. Eigen
+/// would split any product above 50,000 per thread; on this project's 2-core machine no GEMM
+/// under 2·10⁷ gained from a second thread, and LeNet-5's (all under it) lost: its training
+/// step took 9.8 ms on 2 threads against 7.8 ms on one (docs/benchmarks.md).
+constexpr double kMinThreadedGemmWork = 2e7;
+
+/// While alive, Eigen's GEMMs on this thread use one OpenMP thread (Eigen reads the calling
+/// thread's omp_get_max_threads(), a per-thread setting, unless Eigen::setNbThreads was used).
+class SingleThreadedGemm {
+ public:
+  explicit SingleThreadedGemm(bool on) {
+#ifdef _OPENMP
+    if (on && (saved_ = omp_get_max_threads()) > 1) omp_set_num_threads(1);
+#else
+    (void)on;
+#endif
+  }
+  SingleThreadedGemm(const SingleThreadedGemm&) = delete;
+  SingleThreadedGemm& operator=(const SingleThreadedGemm&) = delete;
+  ~SingleThreadedGemm() {
+#ifdef _OPENMP
+    if (saved_ > 1) omp_set_num_threads(saved_);
+#endif
+  }
+
+ private:
+  int saved_ = 0;
+};
+
+}  // namespace detail
 
 template <typename T>
 void gemm(Trans trans_a, Trans trans_b, Index m, Index n, Index k, T alpha, const T* a, Index lda,
@@ -26,6 +63,8 @@ void gemm(Trans trans_a, Trans trans_b, Index m, Index n, Index k, T alpha, cons
   const bool tb = trans_b == Trans::kYes;
   auto am = detail::view(a, ta ? k : m, ta ? m : k, lda);
   auto bm = detail::view(b, tb ? n : k, tb ? k : n, ldb);
+  const detail::SingleThreadedGemm small(static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) <
+                                         detail::kMinThreadedGemmWork);
   auto run = [&](const auto& lhs, const auto& rhs) {
     if (beta == T(0)) {
       cm.noalias() = alpha * lhs * rhs;
