@@ -46,7 +46,9 @@ class SingleThreadedGemm {
   }
 
  private:
+#ifdef _OPENMP
   int saved_ = 0;
+#endif
 };
 
 }  // namespace detail
