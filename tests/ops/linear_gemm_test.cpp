@@ -2,10 +2,15 @@
 // against triple loops.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 #include <type_traits>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <convkit/ops/gemm.h>
 #include <convkit/ops/linear.h>
@@ -53,8 +58,8 @@ TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
             const double old = beta == 0.0 ? 0.0 : beta * static_cast<double>(c[i * ldc + j]);
             expected[i * ldc + j] = static_cast<T>(alpha * s + old);
           }
-        ops::gemm(ta ? ops::Trans::kYes : ops::Trans::kNo, tb ? ops::Trans::kYes : ops::Trans::kNo,
-                  m, n, k, T(alpha), a.data(), lda, b.data(), ldb, T(beta), c.data(), ldc);
+        ops::gemm(ta ? ops::Trans::kYes : ops::Trans::kNo, tb ? ops::Trans::kYes : ops::Trans::kNo, m, n, k,
+                  T(alpha), a.data(), lda, b.data(), ldb, T(beta), c.data(), ldc);
         // The padding columns of C are left as they were (NaN compares unequal: check bits).
         for (Index i = 0; i < m; ++i)
           for (Index j = n; j < ldc; ++j) {
@@ -65,6 +70,68 @@ TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
         EXPECT_TRUE(all_close(c, expected, TestFixture::tol()))
             << "ta " << ta << " tb " << tb << " beta " << beta;
       }
+}
+
+// Sizes that cross every blocking boundary of the packed float GEMM (ops/packed_gemm.h):
+// partial register tiles in both directions, several k-slices (k > 384), several column
+// blocks (n > 384); on 1 and, with OpenMP, 2 threads (both products are above the threading
+// threshold: the first splits columns between the threads, the second, with few columns,
+// rows). Each thread count must give the same bits.
+TYPED_TEST(Gemm, LargeOddSizesAcrossBlocksAndThreads) {
+  using T = TypeParam;
+  struct Size {
+    Index m, n, k;
+  };
+  const Index pad = 5;
+  Rng rng = testing::seeded_rng(82);
+  for (const Size size : {Size{61, 421, 797}, Size{1103, 37, 501}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (double beta : {0.0, -0.5}) {
+          const Index m = size.m, n = size.n, k = size.k;
+          const Index lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+          const Tensor<T> a = testing::ref::uniform<T>(Shape{ta ? k : m, lda}, rng);
+          const Tensor<T> b = testing::ref::uniform<T>(Shape{tb ? n : k, ldb}, rng);
+          const Tensor<T> c0 = testing::ref::uniform<T>(Shape{m, ldc}, rng);
+          Tensor<T> expected = c0;
+          for (Index i = 0; i < m; ++i)
+            for (Index j = 0; j < n; ++j) {
+              double s = 0.0;
+              for (Index q = 0; q < k; ++q)
+                s += static_cast<double>(ta ? a[q * lda + i] : a[i * lda + q]) *
+                     static_cast<double>(tb ? b[j * ldb + q] : b[q * ldb + j]);
+              expected[i * ldc + j] = static_cast<T>(0.75 * s + beta * static_cast<double>(c0[i * ldc + j]));
+            }
+          Tensor<T> first;
+          for (int threads : {1, 2}) {
+#ifdef _OPENMP
+            const int saved = omp_get_max_threads();
+            omp_set_num_threads(threads);
+#else
+            if (threads > 1) continue;
+#endif
+            Tensor<T> c = c0;
+            ops::gemm(ta ? ops::Trans::kYes : ops::Trans::kNo, tb ? ops::Trans::kYes : ops::Trans::kNo, m, n,
+                      k, T(0.75), a.data(), lda, b.data(), ldb, T(beta), c.data(), ldc);
+#ifdef _OPENMP
+            omp_set_num_threads(saved);
+#endif
+            // Sums of up to 797 products of terms below 1: float rounding stays under 1e-4.
+            EXPECT_TRUE(all_close(c, expected, std::is_same_v<T, float> ? 1e-4 : 1e-12))
+                << "m " << m << " ta " << ta << " tb " << tb << " beta " << beta << " threads " << threads;
+            // convkit's packed float kernel splits threads over whole output blocks, never over k,
+            // so its result does not depend on the thread count. Eigen (double) may split k.
+            if (threads == 1) {
+              first = c;
+            } else {
+#ifdef CONVKIT_PACKED_GEMM
+              if (std::is_same_v<T, float>) {
+                EXPECT_TRUE(std::equal(c.begin(), c.end(), first.begin())) << "1 vs 2 threads differ";
+              }
+#endif
+            }
+          }
+        }
 }
 
 TYPED_TEST(Gemm, EmptyInnerDimensionScalesC) {
@@ -122,7 +189,8 @@ TYPED_TEST(Linear, ForwardBackwardAgainstLoops) {
   }
 
   EXPECT_TRUE(all_close(ops::linear_forward(x, w, &b), y_ref, tol));
-  EXPECT_TRUE(all_close(ops::linear_forward(x, w, static_cast<const Tensor<T>*>(nullptr)), y_nobias_ref, tol));
+  EXPECT_TRUE(
+      all_close(ops::linear_forward(x, w, static_cast<const Tensor<T>*>(nullptr)), y_nobias_ref, tol));
   EXPECT_TRUE(all_close(ops::linear_backward_data(dy, w, x.shape()), dx_ref, tol));
   ops::linear_backward_weight(x, dy, gw, &gb);
   EXPECT_TRUE(all_close(gw, dw_ref, tol));

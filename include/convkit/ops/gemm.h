@@ -1,4 +1,5 @@
-// convkit/ops/gemm.h — general matrix multiply on row-major buffers, through Eigen.
+// convkit/ops/gemm.h — general matrix multiply on row-major buffers: convkit's packed float
+// kernel (ops/packed_gemm.h) where the CPU has AVX2 or AVX-512, Eigen otherwise.
 //
 //   C (m, n) = alpha · op(A) · op(B) + beta · C
 //
@@ -9,6 +10,7 @@
 
 #include "convkit/core/shape.h"
 #include "convkit/ops/eigen_glue.h"
+#include "convkit/ops/packed_gemm.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -63,10 +65,24 @@ void gemm(Trans trans_a, Trans trans_b, Index m, Index n, Index k, T alpha, cons
   }
   const bool ta = trans_a == Trans::kYes;
   const bool tb = trans_b == Trans::kYes;
+  const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+#ifdef CONVKIT_PACKED_GEMM
+  // A product of fewer than kMinPackedRows rows is a matrix-vector product in all but name:
+  // packing B would cost more than using it, so Eigen's matrix-vector path takes it.
+  if constexpr (std::is_same_v<T, float>) {
+    if (m >= detail::packed::kMinPackedRows) {
+      int threads = 1;
+#ifdef _OPENMP
+      if (work >= detail::kMinThreadedGemmWork && !omp_in_parallel()) threads = omp_get_max_threads();
+#endif
+      detail::packed::sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+      return;
+    }
+  }
+#endif
   auto am = detail::view(a, ta ? k : m, ta ? m : k, lda);
   auto bm = detail::view(b, tb ? n : k, tb ? k : n, ldb);
-  const detail::SingleThreadedGemm small(static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) <
-                                         detail::kMinThreadedGemmWork);
+  const detail::SingleThreadedGemm small(work < detail::kMinThreadedGemmWork);
   auto run = [&](const auto& lhs, const auto& rhs) {
     if (beta == T(0)) {
       cm.noalias() = alpha * lhs * rhs;

@@ -1,0 +1,351 @@
+// convkit/ops/packed_gemm.h — convkit's own single-precision GEMM for x86 with AVX-512 or
+// AVX2 + FMA (compiled in only when the translation unit targets one of them).
+//
+//   C (m, n) = alpha · op(A) · op(B) + beta · C          row-major, as ops::gemm
+//
+// The scheme is the classic one of GotoBLAS and BLIS, laid out for row-major C:
+//   - A is packed once, alpha folded in, into panels of kMR rows: for each block of kKC
+//     columns of op(A), panel r holds op(A)[r·kMR + i][p] at [p][i] (rows past m are 0).
+//   - The columns of C are cut into blocks of at most kNC; each block is one task (one
+//     OpenMP thread each when the product is large). Per block and per kKC slice of k,
+//     op(B) is packed into panels of kNR columns, [p][j] (columns past n are 0): the slice
+//     (kKC x kNC floats, 576 KiB for AVX-512) stays in L2 while every A panel passes over it.
+//   - The micro-kernel keeps a kMR x kNR tile of C in registers (kMR·kNR/lanes vector
+//     accumulators: 24 of the 32 zmm registers), and per step of k loads kNR/lanes vectors of
+//     B and broadcasts kMR scalars of A: the A panel (kMR x kKC, 18 KiB) stays in L1.
+// Each element of C is summed over k in the same order whatever the number of threads
+// (threads split columns, never k), so results do not depend on the thread count.
+#pragma once
+
+#if defined(__GNUC__) && (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))) && \
+    !defined(CONVKIT_NO_PACKED_GEMM)
+#define CONVKIT_PACKED_GEMM 1
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdlib>
+#include <exception>
+#include <new>
+#include <utility>
+
+#include "convkit/core/shape.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace convkit::ops::detail::packed {
+
+#if defined(__AVX512F__)
+using Vec = __m512;
+constexpr int kLanes = 16;
+inline Vec vzero() { return _mm512_setzero_ps(); }
+inline Vec vload(const float* p) { return _mm512_loadu_ps(p); }
+inline void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+inline Vec vbroadcast(const float* p) { return _mm512_set1_ps(*p); }
+inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline Vec vadd(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+/// dst[q·ldd + i] = src[i·lds + q] for a 16 x 16 block. (The zero-masked forms with a full
+/// mask are the plain instructions; GCC 12's unmasked ones warn of an uninitialised value.)
+inline void transpose_block(const float* src, Index lds, float* dst, Index ldd) {
+  constexpr __mmask16 kAll = 0xFFFF;
+  constexpr __mmask8 kAll8 = 0xFF;
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    const __m512 r0 = _mm512_loadu_ps(src + i * lds), r1 = _mm512_loadu_ps(src + (i + 1) * lds);
+    t[i] = _mm512_maskz_unpacklo_ps(kAll, r0, r1);      // per 128-bit lane: r0[0] r1[0] r0[1] r1[1]
+    t[i + 1] = _mm512_maskz_unpackhi_ps(kAll, r0, r1);  //                   r0[2] r1[2] r0[3] r1[3]
+  }
+  for (int g = 0; g < 4; ++g) {  // u[4g + c], lane L: column 4L + c of rows 4g .. 4g+3
+    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, a, c));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, a, c));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, b, d));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, b, d));
+  }
+  for (int c = 0; c < 4; ++c) {  // gather lane L of u[c], u[4+c], u[8+c], u[12+c]: column 4L + c
+    const __m512 va = _mm512_maskz_shuffle_f32x4(kAll, u[c], u[4 + c], 0x88),
+                 vb = _mm512_maskz_shuffle_f32x4(kAll, u[c], u[4 + c], 0xDD);
+    const __m512 wa = _mm512_maskz_shuffle_f32x4(kAll, u[8 + c], u[12 + c], 0x88),
+                 wb = _mm512_maskz_shuffle_f32x4(kAll, u[8 + c], u[12 + c], 0xDD);
+    _mm512_storeu_ps(dst + c * ldd, _mm512_maskz_shuffle_f32x4(kAll, va, wa, 0x88));
+    _mm512_storeu_ps(dst + (4 + c) * ldd, _mm512_maskz_shuffle_f32x4(kAll, vb, wb, 0x88));
+    _mm512_storeu_ps(dst + (8 + c) * ldd, _mm512_maskz_shuffle_f32x4(kAll, va, wa, 0xDD));
+    _mm512_storeu_ps(dst + (12 + c) * ldd, _mm512_maskz_shuffle_f32x4(kAll, vb, wb, 0xDD));
+  }
+}
+constexpr int kMR = 12;  // rows of the register tile
+constexpr int kNV = 2;   // vectors per row: kNR = 32
+constexpr Index kKC = 384;
+constexpr Index kNC = 384;
+#else
+using Vec = __m256;
+constexpr int kLanes = 8;
+inline Vec vzero() { return _mm256_setzero_ps(); }
+inline Vec vload(const float* p) { return _mm256_loadu_ps(p); }
+inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+inline Vec vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
+inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+/// dst[q·ldd + i] = src[i·lds + q] for an 8 x 8 block.
+inline void transpose_block(const float* src, Index lds, float* dst, Index ldd) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    const __m256 r0 = _mm256_loadu_ps(src + i * lds), r1 = _mm256_loadu_ps(src + (i + 1) * lds);
+    t[i] = _mm256_unpacklo_ps(r0, r1);
+    t[i + 1] = _mm256_unpackhi_ps(r0, r1);
+  }
+  for (int g = 0; g < 2; ++g) {  // u[4g + c], lane L: column 4L + c of rows 4g .. 4g+3
+    u[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    _mm256_storeu_ps(dst + c * ldd, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
+    _mm256_storeu_ps(dst + (4 + c) * ldd, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
+  }
+}
+constexpr int kMR = 6;
+constexpr int kNV = 2;  // kNR = 16
+constexpr Index kKC = 256;
+constexpr Index kNC = 256;
+#endif
+constexpr int kNR = kNV * kLanes;
+/// ops::gemm sends products with fewer rows to Eigen (see there).
+constexpr Index kMinPackedRows = 4;
+
+/// A per-thread scratch buffer of at least n floats, 64-byte aligned, kept between calls
+/// (slot 0: packed B, slot 1: packed A). Freed when the thread ends.
+inline float* scratch(int slot, Index n) {
+  struct Buffer {
+    float* data = nullptr;
+    Index size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffers[2];
+  Buffer& b = buffers[slot];
+  if (b.size < n) {
+    std::free(b.data);
+    b.data = nullptr, b.size = 0;
+    const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(float) + 63) / 64 * 64;
+    b.data = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (b.data == nullptr) throw std::bad_alloc();
+    b.size = n;
+  }
+  return b.data;
+}
+
+/// C tile (rows x cols, at most kMR x kNR) {=, +=} A panel · B panel over kc steps.
+/// `accumulate` adds to C; otherwise C is overwritten.
+template <int R>
+inline void micro_kernel(Index kc, const float* __restrict a, const float* __restrict b, float* c, Index ldc,
+                         int cols, bool accumulate) {
+  Vec acc[R][kNV];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) acc[i][v] = vzero();
+  for (Index p = 0; p < kc; ++p) {
+    Vec bv[kNV];
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) bv[v] = vload(b + v * kLanes);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i) {
+      const Vec ai = vbroadcast(a + i);
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) acc[i][v] = vfma(ai, bv[v], acc[i][v]);
+    }
+    a += kMR;
+    b += kNR;
+  }
+  if (cols == kNR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) {
+        float* dst = c + i * ldc + v * kLanes;
+        vstore(dst, accumulate ? vadd(acc[i][v], vload(dst)) : acc[i][v]);
+      }
+    return;
+  }
+  alignas(64) float tile[R][kNR];
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < kNV; ++v) vstore(&tile[i][v * kLanes], acc[i][v]);
+  for (int i = 0; i < R; ++i) {
+    float* dst = c + i * ldc;
+    if (accumulate) {
+      for (int j = 0; j < cols; ++j) dst[j] += tile[i][j];
+    } else {
+      for (int j = 0; j < cols; ++j) dst[j] = tile[i][j];
+    }
+  }
+}
+
+template <int... R>
+struct KernelTable {
+  using Fn = void (*)(Index, const float*, const float*, float*, Index, int, bool);
+  static constexpr Fn fns[] = {nullptr, &micro_kernel<R>...};
+};
+
+template <int... I>
+constexpr auto make_table(std::integer_sequence<int, I...>) {
+  return KernelTable<(I + 1)...>{};
+}
+
+/// The micro-kernel for a tile of `rows` rows (1..kMR).
+inline void run_kernel(int rows, Index kc, const float* a, const float* b, float* c, Index ldc, int cols,
+                       bool accumulate) {
+  using Table = decltype(make_table(std::make_integer_sequence<int, kMR>{}));
+  if (rows == kMR)
+    micro_kernel<kMR>(kc, a, b, c, ldc, cols, accumulate);
+  else
+    Table::fns[rows](kc, a, b, c, ldc, cols, accumulate);
+}
+
+/// Packs panels [r0, r1) of op(A) (m x k; transposed: stored k x m), times alpha, for all
+/// k-slices: slice s (columns [p0, p0 + kc), p0 = s·kKC) starts at p0·P·kMR for P panels, and
+/// holds panel r at r·kc·kMR, [p][i] = alpha · op(A)[r·kMR + i][p0 + p] (rows past m: 0).
+inline void pack_a(bool trans, Index m, Index k, float alpha, const float* a, Index lda, Index r0, Index r1,
+                   float* dst) {
+  const Index panels = (m + kMR - 1) / kMR;
+  for (Index p0 = 0; p0 < k; p0 += kKC) {
+    const Index kc = std::min(kKC, k - p0);
+    for (Index r = r0; r < r1; ++r) {
+      const Index i0 = r * kMR, rows = std::min<Index>(kMR, m - i0);
+      float* out = dst + p0 * panels * kMR + r * kc * kMR;
+      if (trans) {  // op(A)[i][p] = a[p·lda + i]: row p of storage holds the panel's values
+        for (Index p = 0; p < kc; ++p) {
+          const float* src = a + (p0 + p) * lda + i0;
+          float* o = out + p * kMR;
+          for (Index i = 0; i < rows; ++i) o[i] = alpha * src[i];
+          for (Index i = rows; i < kMR; ++i) o[i] = 0.0f;
+        }
+      } else {
+        for (Index i = 0; i < rows; ++i) {
+          const float* src = a + (i0 + i) * lda + p0;
+          for (Index p = 0; p < kc; ++p) out[p * kMR + i] = alpha * src[p];
+        }
+        for (Index i = rows; i < kMR; ++i)
+          for (Index p = 0; p < kc; ++p) out[p * kMR + i] = 0.0f;
+      }
+    }
+  }
+}
+
+/// Packs op(B)[p0 : p0+kc, j0 : j0+nc] into panels of kNR columns, [panel][p][j].
+inline void pack_b(bool trans, Index p0, Index kc, Index j0, Index nc, const float* b, Index ldb,
+                   float* dst) {
+  for (Index jp = 0; jp < nc; jp += kNR) {
+    const Index cols = std::min<Index>(kNR, nc - jp);
+    float* out = dst + jp * kc;
+    if (!trans) {  // op(B)[p][j] = b[p·ldb + j]
+      for (Index p = 0; p < kc; ++p) {
+        const float* src = b + (p0 + p) * ldb + j0 + jp;
+        float* o = out + p * kNR;
+        if (cols == kNR) {
+#pragma GCC unroll 4
+          for (int v = 0; v < kNV; ++v) vstore(o + v * kLanes, vload(src + v * kLanes));
+        } else {
+          for (Index j = 0; j < cols; ++j) o[j] = src[j];
+          for (Index j = cols; j < kNR; ++j) o[j] = 0.0f;
+        }
+      }
+    } else {  // op(B)[p][j] = b[j·ldb + p]: transposed kLanes x kLanes blocks at a time
+      const float* src = b + (j0 + jp) * ldb + p0;
+      Index full = 0;  // columns covered by whole blocks
+      if (kc >= kLanes)
+        for (; full + kLanes <= cols; full += kLanes) {
+          Index p = 0;
+          for (; p + kLanes <= kc; p += kLanes)
+            transpose_block(src + full * ldb + p, ldb, out + p * kNR + full, kNR);
+          for (; p < kc; ++p)
+            for (Index j = full; j < full + kLanes; ++j) out[p * kNR + j] = src[j * ldb + p];
+        }
+      for (Index j = full; j < cols; ++j)
+        for (Index p = 0; p < kc; ++p) out[p * kNR + j] = src[j * ldb + p];
+      for (Index j = cols; j < kNR; ++j)
+        for (Index p = 0; p < kc; ++p) out[p * kNR + j] = 0.0f;
+    }
+  }
+}
+
+/// Rows [r0·kMR, r1·kMR) ∩ [0, m) of C[:, j0 : j0+nc]: beta applied, then every k-slice added.
+inline void block(bool tb, Index m, Index k, Index r0, Index r1, Index j0, Index nc, const float* ap,
+                  const float* b, Index ldb, float beta, float* c, Index ldc) {
+  const Index panels = (m + kMR - 1) / kMR;
+  if (beta != 0.0f && beta != 1.0f)
+    for (Index i = r0 * kMR; i < std::min(m, r1 * kMR); ++i)
+      for (Index j = 0; j < nc; ++j) c[i * ldc + j0 + j] *= beta;
+  float* bp = scratch(0, kKC * ((nc + kNR - 1) / kNR * kNR));
+  for (Index p0 = 0; p0 < k; p0 += kKC) {
+    const Index kc = std::min(kKC, k - p0);
+    pack_b(tb, p0, kc, j0, nc, b, ldb, bp);
+    const bool accumulate = p0 > 0 || beta != 0.0f;
+    const float* a_slice = ap + p0 * panels * kMR;
+    for (Index r = r0; r < r1; ++r) {
+      const int rows = static_cast<int>(std::min<Index>(kMR, m - r * kMR));
+      const float* a_panel = a_slice + r * kc * kMR;
+      float* c_row = c + r * kMR * ldc + j0;
+      for (Index jp = 0; jp < nc; jp += kNR)
+        run_kernel(rows, kc, a_panel, bp + jp * kc, c_row + jp, ldc,
+                   static_cast<int>(std::min<Index>(kNR, nc - jp)), accumulate);
+    }
+  }
+}
+
+/// The whole product; k >= 1. With `threads` > 1 (OpenMP), the threads pack A together, then
+/// take equal shares of the column blocks of C, or, when C has too few columns for that,
+/// equal shares of its row panels.
+inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, float alpha, const float* a, Index lda,
+                  const float* b, Index ldb, float beta, float* c, Index ldc, int threads) {
+  const Index panels = (m + kMR - 1) / kMR;
+  float* ap = scratch(1, panels * kMR * k);
+  Index col_blocks = (n + kNC - 1) / kNC, row_groups = 1;
+  if (threads > 1) {
+    if (n >= 2 * threads * kNR)
+      col_blocks = (col_blocks + threads - 1) / threads * threads;
+    else
+      row_groups = std::min<Index>(threads, panels);
+  }
+  const Index nc = ((n + col_blocks - 1) / col_blocks + kNR - 1) / kNR * kNR;
+  col_blocks = (n + nc - 1) / nc;
+  const Index tasks = col_blocks * row_groups;
+  auto task = [&](Index t) {
+    const Index jb = t / row_groups, rg = t % row_groups;
+    block(tb, m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, jb * nc,
+          std::min(nc, n - jb * nc), ap, b, ldb, beta, c, ldc);
+  };
+#ifdef _OPENMP
+  if (threads > 1 && tasks > 1) {
+    std::exception_ptr error;  // an exception must not leave a parallel region
+#pragma omp parallel num_threads(threads)
+    {
+      const Index nt = omp_get_num_threads(), id = omp_get_thread_num();
+      pack_a(ta, m, k, alpha, a, lda, panels * id / nt, panels * (id + 1) / nt, ap);
+#pragma omp barrier
+#pragma omp for schedule(static)
+      for (Index t = 0; t < tasks; ++t) {
+        try {
+          task(t);
+        } catch (...) {
+#pragma omp critical(convkit_packed_gemm_error)
+          if (!error) error = std::current_exception();
+        }
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+#endif
+  (void)threads;
+  pack_a(ta, m, k, alpha, a, lda, 0, panels, ap);
+  for (Index t = 0; t < tasks; ++t) task(t);
+}
+
+}  // namespace convkit::ops::detail::packed
+
+#endif
