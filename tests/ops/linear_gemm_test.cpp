@@ -23,6 +23,28 @@ namespace {
 
 using testing::ref::all_close;
 
+ops::Trans trans(bool t) { return t ? ops::Trans::kYes : ops::Trans::kNo; }
+
+/// alpha · op(A) · op(B) + beta · C by triple loop in double; beta = 0 ignores C (even NaN).
+template <typename T>
+Tensor<T> reference_gemm(bool ta, bool tb, Index m, Index n, Index k, double alpha, const Tensor<T>& a,
+                         Index lda, const Tensor<T>& b, Index ldb, double beta, const Tensor<T>& c,
+                         Index ldc) {
+  Tensor<T> expected = c;
+  for (Index i = 0; i < m; ++i)
+    for (Index j = 0; j < n; ++j) {
+      double s = 0.0;
+      for (Index q = 0; q < k; ++q) {
+        const double av = ta ? a[q * lda + i] : a[i * lda + q];
+        const double bv = tb ? b[j * ldb + q] : b[q * ldb + j];
+        s += av * bv;
+      }
+      const double old = beta == 0.0 ? 0.0 : beta * static_cast<double>(c[i * ldc + j]);
+      expected[i * ldc + j] = static_cast<T>(alpha * s + old);
+    }
+  return expected;
+}
+
 template <typename T>
 class Gemm : public ::testing::Test {
  protected:
@@ -45,21 +67,10 @@ TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
         Tensor<T> c = testing::ref::uniform<T>(Shape{m, ldc}, rng);
         if (beta == 0.0)  // beta = 0 must ignore C, even NaN in it
           for (T& v : c) v = std::numeric_limits<T>::quiet_NaN();
-        Tensor<T> expected = c;
         const double alpha = 1.5;
-        for (Index i = 0; i < m; ++i)
-          for (Index j = 0; j < n; ++j) {
-            double s = 0.0;
-            for (Index q = 0; q < k; ++q) {
-              const double av = ta ? a[q * lda + i] : a[i * lda + q];
-              const double bv = tb ? b[j * ldb + q] : b[q * ldb + j];
-              s += av * bv;
-            }
-            const double old = beta == 0.0 ? 0.0 : beta * static_cast<double>(c[i * ldc + j]);
-            expected[i * ldc + j] = static_cast<T>(alpha * s + old);
-          }
-        ops::gemm(ta ? ops::Trans::kYes : ops::Trans::kNo, tb ? ops::Trans::kYes : ops::Trans::kNo, m, n, k,
-                  T(alpha), a.data(), lda, b.data(), ldb, T(beta), c.data(), ldc);
+        Tensor<T> expected = reference_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        ops::gemm(trans(ta), trans(tb), m, n, k, T(alpha), a.data(), lda, b.data(), ldb, T(beta), c.data(),
+                  ldc);
         // The padding columns of C are left as they were (NaN compares unequal: check bits).
         for (Index i = 0; i < m; ++i)
           for (Index j = n; j < ldc; ++j) {
@@ -93,15 +104,7 @@ TYPED_TEST(Gemm, LargeOddSizesAcrossBlocksAndThreads) {
           const Tensor<T> a = testing::ref::uniform<T>(Shape{ta ? k : m, lda}, rng);
           const Tensor<T> b = testing::ref::uniform<T>(Shape{tb ? n : k, ldb}, rng);
           const Tensor<T> c0 = testing::ref::uniform<T>(Shape{m, ldc}, rng);
-          Tensor<T> expected = c0;
-          for (Index i = 0; i < m; ++i)
-            for (Index j = 0; j < n; ++j) {
-              double s = 0.0;
-              for (Index q = 0; q < k; ++q)
-                s += static_cast<double>(ta ? a[q * lda + i] : a[i * lda + q]) *
-                     static_cast<double>(tb ? b[j * ldb + q] : b[q * ldb + j]);
-              expected[i * ldc + j] = static_cast<T>(0.75 * s + beta * static_cast<double>(c0[i * ldc + j]));
-            }
+          const Tensor<T> expected = reference_gemm(ta, tb, m, n, k, 0.75, a, lda, b, ldb, beta, c0, ldc);
           Tensor<T> first;
           for (int threads : {1, 2}) {
 #ifdef _OPENMP
@@ -111,8 +114,8 @@ TYPED_TEST(Gemm, LargeOddSizesAcrossBlocksAndThreads) {
             if (threads > 1) continue;
 #endif
             Tensor<T> c = c0;
-            ops::gemm(ta ? ops::Trans::kYes : ops::Trans::kNo, tb ? ops::Trans::kYes : ops::Trans::kNo, m, n,
-                      k, T(0.75), a.data(), lda, b.data(), ldb, T(beta), c.data(), ldc);
+            ops::gemm(trans(ta), trans(tb), m, n, k, T(0.75), a.data(), lda, b.data(), ldb, T(beta), c.data(),
+                      ldc);
 #ifdef _OPENMP
             omp_set_num_threads(saved);
 #endif

@@ -118,6 +118,9 @@ constexpr int kNR = kNV * kLanes;
 /// ops::gemm sends products with fewer rows to Eigen (see there).
 constexpr Index kMinPackedRows = 4;
 
+/// Row panels (of kMR rows, the last one zero-padded) that op(A) with m rows packs into.
+inline Index panels_of(Index m) { return (m + kMR - 1) / kMR; }
+
 /// A per-thread scratch buffer of at least n floats, 64-byte aligned, kept between calls
 /// (slot 0: packed B, slot 1: packed A). Freed when the thread ends.
 inline float* scratch(int slot, Index n) {
@@ -211,7 +214,7 @@ inline void run_kernel(int rows, Index kc, const float* a, const float* b, float
 /// holds panel r at r·kc·kMR, [p][i] = alpha · op(A)[r·kMR + i][p0 + p] (rows past m: 0).
 inline void pack_a(bool trans, Index m, Index k, float alpha, const float* a, Index lda, Index r0, Index r1,
                    float* dst) {
-  const Index panels = (m + kMR - 1) / kMR;
+  const Index panels = panels_of(m);
   for (Index p0 = 0; p0 < k; p0 += kKC) {
     const Index kc = std::min(kKC, k - p0);
     for (Index r = r0; r < r1; ++r) {
@@ -276,7 +279,7 @@ inline void pack_b(bool trans, Index p0, Index kc, Index j0, Index nc, const flo
 /// Rows [r0·kMR, r1·kMR) ∩ [0, m) of C[:, j0 : j0+nc]: beta applied, then every k-slice added.
 inline void block(bool tb, Index m, Index k, Index r0, Index r1, Index j0, Index nc, const float* ap,
                   const float* b, Index ldb, float beta, float* c, Index ldc) {
-  const Index panels = (m + kMR - 1) / kMR;
+  const Index panels = panels_of(m);
   if (beta != 0.0f && beta != 1.0f)
     for (Index i = r0 * kMR; i < std::min(m, r1 * kMR); ++i)
       for (Index j = 0; j < nc; ++j) c[i * ldc + j0 + j] *= beta;
@@ -302,7 +305,7 @@ inline void block(bool tb, Index m, Index k, Index r0, Index r1, Index j0, Index
 /// equal shares of its row panels.
 inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, float alpha, const float* a, Index lda,
                   const float* b, Index ldb, float beta, float* c, Index ldc, int threads) {
-  const Index panels = (m + kMR - 1) / kMR;
+  const Index panels = panels_of(m);
   float* ap = scratch(1, panels * kMR * k);
   Index col_blocks = (n + kNC - 1) / kNC, row_groups = 1;
   if (threads > 1) {
