@@ -19,6 +19,7 @@
 
 #include "convkit/containers/sequential.h"
 #include "convkit/containers/summary.h"
+#include "convkit/core/parallel.h"
 #include "convkit/layers/layer.h"
 
 namespace convkit {
@@ -140,14 +141,11 @@ class Residual : public Layer<T> {
  protected:
   Tensor<T> do_forward(const Tensor<T>& input) override {
     Tensor<T> h = body_.forward(input);
-    T* hd = h.data();
     if (shortcut_) {
       const Tensor<T> s = detail::with_child_path(shortcut_name_, [&] { return shortcut_->forward(input); });
-      const T* sd = s.data();
-      for (Index i = 0; i < h.numel(); ++i) hd[i] += sd[i];
+      add_to(h, s);
     } else {
-      const T* xd = input.data();
-      for (Index i = 0; i < h.numel(); ++i) hd[i] += xd[i];
+      add_to(h, input);
     }
     if (!activation_) return h;
     return detail::with_child_path("activation", [&] { return activation_->forward(h); });
@@ -161,13 +159,20 @@ class Residual : public Layer<T> {
     const Tensor<T> gs =
         shortcut_ ? detail::with_child_path(shortcut_name_, [&] { return shortcut_->backward(g); }) : Tensor<T>();
     if (!this->needs_input_grad()) return Tensor<T>();
-    const T* add = shortcut_ ? gs.data() : g.data();
-    T* dst = grad_input.data();
-    for (Index i = 0; i < grad_input.numel(); ++i) dst[i] += add[i];
+    add_to(grad_input, shortcut_ ? gs : g);
     return grad_input;
   }
 
  private:
+  /// dst += src, elementwise (same number of elements).
+  static void add_to(Tensor<T>& dst, const Tensor<T>& src) {
+    T* d = dst.data();
+    const T* a = src.data();
+    detail::parallel_ranges(dst.numel(), [&](Index b, Index e) {
+      for (Index i = b; i < e; ++i) d[i] += a[i];
+    });
+  }
+
   Shape after_sum(const Shape& body, const Shape& shortcut) const {
     CONVKIT_CHECK(body == shortcut, ShapeError,
                   describe() << ": expected the body and the shortcut to give one shape, got body " << body << " and "

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "convkit/core/error.h"
+#include "convkit/core/parallel.h"
 #include "convkit/core/tensor.h"
 
 namespace convkit::ops {
@@ -36,9 +37,8 @@ template <typename T>
 void batch_norm_apply(const Tensor<T>& x, const double* mean, const double* invstd, const Tensor<T>& gamma,
                       const Tensor<T>& beta, Tensor<T>& y, Tensor<T>* xhat) {
   const Index n = x.dim(0), c = x.dim(1), plane = x.dim(2) * x.dim(3);
-  for (Index s = 0; s < n; ++s)
-    for (Index ch = 0; ch < c; ++ch) {
-      const Index off = (s * c + ch) * plane;
+  convkit::detail::parallel_for(n * c, static_cast<double>(x.numel()), [&](Index sc) {
+      const Index ch = sc % c, off = sc * plane;
       const T* xp = x.data() + off;
       T* yp = y.data() + off;
       const T m = static_cast<T>(mean[ch]), is = static_cast<T>(invstd[ch]);
@@ -53,7 +53,7 @@ void batch_norm_apply(const Tensor<T>& x, const double* mean, const double* invs
         const T scale = g * is, shift = b - m * g * is;
         for (Index i = 0; i < plane; ++i) yp[i] = xp[i] * scale + shift;
       }
-    }
+  });
 }
 
 }  // namespace detail
@@ -73,7 +73,7 @@ Tensor<T> batch_norm_forward_train(const Tensor<T>& x, const Tensor<T>& gamma, c
   var = Tensor<T>(Shape{c});
   invstd = Tensor<T>(Shape{c});
   std::vector<double> mu(static_cast<std::size_t>(c)), is(static_cast<std::size_t>(c));
-  for (Index ch = 0; ch < c; ++ch) {
+  convkit::detail::parallel_for(c, 2.0 * static_cast<double>(x.numel()), [&](Index ch) {
     double sum = 0.0;
     for (Index s = 0; s < n; ++s) {
       const T* xp = x.data() + (s * c + ch) * plane;
@@ -94,7 +94,7 @@ Tensor<T> batch_norm_forward_train(const Tensor<T>& x, const Tensor<T>& gamma, c
     mean[ch] = static_cast<T>(mc);
     var[ch] = static_cast<T>(vc);
     invstd[ch] = static_cast<T>(is[static_cast<std::size_t>(ch)]);
-  }
+  });
   auto y = Tensor<T>::uninitialized(x.shape());
   xhat = Tensor<T>::uninitialized(x.shape());
   detail::batch_norm_apply(x, mu.data(), is.data(), gamma, beta, y, &xhat);
@@ -141,7 +141,7 @@ Tensor<T> batch_norm_backward(const Tensor<T>& grad_output, const Tensor<T>& xha
   const Index n = xhat.dim(0), c = xhat.dim(1), plane = xhat.dim(2) * xhat.dim(3);
   const double m = static_cast<double>(n * plane);
   auto grad_input = Tensor<T>::uninitialized(xhat.shape());
-  for (Index ch = 0; ch < c; ++ch) {
+  convkit::detail::parallel_for(c, 3.0 * static_cast<double>(xhat.numel()), [&](Index ch) {
     double sum_dy = 0.0, sum_dy_xhat = 0.0;
     for (Index s = 0; s < n; ++s) {
       const Index off = (s * c + ch) * plane;
@@ -164,7 +164,7 @@ Tensor<T> batch_norm_backward(const Tensor<T>& grad_output, const Tensor<T>& xha
       T* dx = grad_input.data() + off;
       for (Index i = 0; i < plane; ++i) dx[i] = scale * (dy[i] - mean_dy - h[i] * mean_dy_xhat);
     }
-  }
+  });
   return grad_input;
 }
 

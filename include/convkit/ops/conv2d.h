@@ -23,6 +23,7 @@
 #include <algorithm>
 
 #include "convkit/core/error.h"
+#include "convkit/core/parallel.h"
 #include "convkit/core/tensor.h"
 #include "convkit/ops/gemm.h"
 #include "convkit/ops/im2col.h"
@@ -118,20 +119,19 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
         T* prod = ws.get(Workspace<T>::kProduct, ocg * cols);
         gemm(Trans::kNo, Trans::kNo, ocg, cols, k, T(1), w + grp * ocg * k, k, col, cols, T(0),
              prod, cols);
-        for (Index s = 0; s < nb; ++s)
-          for (Index o = 0; o < ocg; ++o)
-            std::copy(prod + o * cols + s * p, prod + o * cols + (s + 1) * p,
-                      y_group + s * out_sample + o * p);
+        convkit::detail::parallel_for(nb * ocg, static_cast<double>(ocg * cols), [&](Index so) {
+          const Index s = so / ocg, o = so % ocg;
+          std::copy(prod + o * cols + s * p, prod + o * cols + (s + 1) * p, y_group + s * out_sample + o * p);
+        });
       }
     }
   }
   if (b != nullptr) {
-    for (Index n = 0; n < g.n; ++n)
-      for (Index o = 0; o < g.oc; ++o) {
-        T* plane = y + n * out_sample + o * p;
-        const T bo = b[o];
-        for (Index i = 0; i < p; ++i) plane[i] += bo;
-      }
+    convkit::detail::parallel_for(g.n * g.oc, static_cast<double>(g.n * out_sample), [&](Index no) {
+      T* plane = y + no * p;
+      const T bo = b[no % g.oc];
+      for (Index i = 0; i < p; ++i) plane[i] += bo;
+    });
   }
 }
 
@@ -184,11 +184,12 @@ Tensor<T> conv2d_backward_data(const Tensor<T>& grad_output, const Tensor<T>& we
     wd = (g.ow - 1) * g.sw + 1;
     const Index planes = g.n * g.oc;
     T* dil = ws.get(Workspace<T>::kDilatedGrad, planes * hd * wd);
-    std::fill(dil, dil + planes * hd * wd, T(0));
-    for (Index pl = 0; pl < planes; ++pl)
+    convkit::detail::parallel_ranges(planes * hd * wd, [&](Index b, Index e) { std::fill(dil + b, dil + e, T(0)); });
+    convkit::detail::parallel_for(planes, static_cast<double>(planes * hd * wd), [&](Index pl) {
       for (Index y = 0; y < g.oh; ++y)
         for (Index x = 0; x < g.ow; ++x)
           dil[(pl * hd + y * g.sh) * wd + x * g.sw] = dy[(pl * g.oh + y) * g.ow + x];
+    });
     dy = dil;
   }
 
@@ -234,10 +235,11 @@ void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& grad_output, co
         const T* dy_group = dy + n0 * out_sample + grp * ocg * p_out;
         if (nb > 1) {  // gather dY_g into (OC/g, nb·OH·OW), the column order of col
           T* gathered = ws.get(Workspace<T>::kProduct, ocg * cols);
-          for (Index s = 0; s < nb; ++s)
-            for (Index o = 0; o < ocg; ++o)
-              std::copy(dy_group + s * out_sample + o * p_out, dy_group + s * out_sample + (o + 1) * p_out,
-                        gathered + o * cols + s * p_out);
+          convkit::detail::parallel_for(nb * ocg, static_cast<double>(ocg * cols), [&](Index so) {
+            const Index s = so / ocg, o = so % ocg;
+            std::copy(dy_group + s * out_sample + o * p_out, dy_group + s * out_sample + (o + 1) * p_out,
+                      gathered + o * cols + s * p_out);
+          });
           dy_group = gathered;
         }
         gemm(Trans::kNo, Trans::kYes, ocg, k, cols, T(1), dy_group, cols, col, cols, T(1),
@@ -247,13 +249,15 @@ void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& grad_output, co
   }
   if (grad_bias != nullptr) {
     T* db = grad_bias->data();
-    for (Index n = 0; n < g.n; ++n)
-      for (Index o = 0; o < g.oc; ++o) {
+    // Per channel, the samples' sums are added in sample order, as one thread would.
+    convkit::detail::parallel_for(g.oc, static_cast<double>(g.n * out_sample), [&](Index o) {
+      for (Index n = 0; n < g.n; ++n) {
         const T* plane = dy + n * out_sample + o * p_out;
         T s = T(0);
         for (Index i = 0; i < p_out; ++i) s += plane[i];
         db[o] += s;
       }
+    });
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "convkit/core/parallel.h"
 #include "convkit/core/shape.h"
 
 namespace convkit::ops {
@@ -45,7 +46,8 @@ inline Index ceil_div(Index a, Index b) { return a >= 0 ? (a + b - 1) / b : -((-
 template <typename T>
 void im2col(const T* x, const ConvGeometry& g, T* col, Index ld) {
   const Index cg = g.cg();
-  for (Index c = 0; c < cg; ++c) {
+  const double work = static_cast<double>(g.col_rows()) * static_cast<double>(g.out_plane());
+  convkit::detail::parallel_for(cg, work, [&](Index c) {
     const T* plane = x + c * g.h * g.w;
     for (Index i = 0; i < g.kh; ++i) {
       for (Index j = 0; j < g.kw; ++j) {
@@ -72,7 +74,7 @@ void im2col(const T* x, const ConvGeometry& g, T* col, Index ld) {
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace convkit::ops

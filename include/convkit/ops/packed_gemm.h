@@ -47,14 +47,21 @@ inline void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 inline Vec vbroadcast(const float* p) { return _mm512_set1_ps(*p); }
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline Vec vadd(Vec a, Vec b) { return _mm512_add_ps(a, b); }
-/// dst[q·ldd + i] = src[i·lds + q] for a 16 x 16 block. (The zero-masked forms with a full
-/// mask are the plain instructions; GCC 12's unmasked ones warn of an uninitialised value.)
-inline void transpose_block(const float* src, Index lds, float* dst, Index ldd) {
+/// dst[q·ldd + i] = scale · src[i·lds + q] for a 16 x 16 block, of which only the first
+/// `rows` rows of src are read (the others count as 0) and only the first `width` values of
+/// each dst row are written. (The zero-masked forms with a full mask are the plain
+/// instructions; GCC 12's unmasked ones warn of an uninitialised value.)
+inline void transpose_block(const float* src, Index lds, int rows, float scale, float* dst, Index ldd,
+                            int width) {
   constexpr __mmask16 kAll = 0xFFFF;
   constexpr __mmask8 kAll8 = 0xFF;
+  const __m512 s = _mm512_set1_ps(scale);
+  const auto row = [&](int i) { return i < rows ? _mm512_mul_ps(s, _mm512_loadu_ps(src + i * lds)) : vzero(); };
+  const __mmask16 keep = static_cast<__mmask16>((1u << width) - 1);
+  const auto store = [&](float* p, __m512 v) { _mm512_mask_storeu_ps(p, keep, v); };
   __m512 t[16], u[16];
   for (int i = 0; i < 16; i += 2) {
-    const __m512 r0 = _mm512_loadu_ps(src + i * lds), r1 = _mm512_loadu_ps(src + (i + 1) * lds);
+    const __m512 r0 = row(i), r1 = row(i + 1);
     t[i] = _mm512_maskz_unpacklo_ps(kAll, r0, r1);      // per 128-bit lane: r0[0] r1[0] r0[1] r1[1]
     t[i + 1] = _mm512_maskz_unpackhi_ps(kAll, r0, r1);  //                   r0[2] r1[2] r0[3] r1[3]
   }
@@ -71,10 +78,10 @@ inline void transpose_block(const float* src, Index lds, float* dst, Index ldd) 
                  vb = _mm512_maskz_shuffle_f32x4(kAll, u[c], u[4 + c], 0xDD);
     const __m512 wa = _mm512_maskz_shuffle_f32x4(kAll, u[8 + c], u[12 + c], 0x88),
                  wb = _mm512_maskz_shuffle_f32x4(kAll, u[8 + c], u[12 + c], 0xDD);
-    _mm512_storeu_ps(dst + c * ldd, _mm512_maskz_shuffle_f32x4(kAll, va, wa, 0x88));
-    _mm512_storeu_ps(dst + (4 + c) * ldd, _mm512_maskz_shuffle_f32x4(kAll, vb, wb, 0x88));
-    _mm512_storeu_ps(dst + (8 + c) * ldd, _mm512_maskz_shuffle_f32x4(kAll, va, wa, 0xDD));
-    _mm512_storeu_ps(dst + (12 + c) * ldd, _mm512_maskz_shuffle_f32x4(kAll, vb, wb, 0xDD));
+    store(dst + c * ldd, _mm512_maskz_shuffle_f32x4(kAll, va, wa, 0x88));
+    store(dst + (4 + c) * ldd, _mm512_maskz_shuffle_f32x4(kAll, vb, wb, 0x88));
+    store(dst + (8 + c) * ldd, _mm512_maskz_shuffle_f32x4(kAll, va, wa, 0xDD));
+    store(dst + (12 + c) * ldd, _mm512_maskz_shuffle_f32x4(kAll, vb, wb, 0xDD));
   }
 }
 constexpr int kMR = 12;  // rows of the register tile
@@ -90,11 +97,16 @@ inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 inline Vec vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
-/// dst[q·ldd + i] = src[i·lds + q] for an 8 x 8 block.
-inline void transpose_block(const float* src, Index lds, float* dst, Index ldd) {
+/// dst[q·ldd + i] = scale · src[i·lds + q] for an 8 x 8 block; rows and width as for AVX-512.
+inline void transpose_block(const float* src, Index lds, int rows, float scale, float* dst, Index ldd,
+                            int width) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const auto row = [&](int i) { return i < rows ? _mm256_mul_ps(s, _mm256_loadu_ps(src + i * lds)) : vzero(); };
+  const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const auto store = [&](float* p, __m256 v) { _mm256_maskstore_ps(p, keep, v); };
   __m256 t[8], u[8];
   for (int i = 0; i < 8; i += 2) {
-    const __m256 r0 = _mm256_loadu_ps(src + i * lds), r1 = _mm256_loadu_ps(src + (i + 1) * lds);
+    const __m256 r0 = row(i), r1 = row(i + 1);
     t[i] = _mm256_unpacklo_ps(r0, r1);
     t[i + 1] = _mm256_unpackhi_ps(r0, r1);
   }
@@ -105,8 +117,8 @@ inline void transpose_block(const float* src, Index lds, float* dst, Index ldd) 
     u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
   }
   for (int c = 0; c < 4; ++c) {
-    _mm256_storeu_ps(dst + c * ldd, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
-    _mm256_storeu_ps(dst + (4 + c) * ldd, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
+    store(dst + c * ldd, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
+    store(dst + (4 + c) * ldd, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
   }
 }
 constexpr int kMR = 6;
@@ -115,6 +127,7 @@ constexpr Index kKC = 256;
 constexpr Index kNC = 256;
 #endif
 constexpr int kNR = kNV * kLanes;
+static_assert(kMR <= kLanes, "pack_a transposes kLanes x kLanes blocks holding one row panel");
 /// ops::gemm sends products with fewer rows to Eigen (see there).
 constexpr Index kMinPackedRows = 4;
 
@@ -227,13 +240,15 @@ inline void pack_a(bool trans, Index m, Index k, float alpha, const float* a, In
           for (Index i = 0; i < rows; ++i) o[i] = alpha * src[i];
           for (Index i = rows; i < kMR; ++i) o[i] = 0.0f;
         }
-      } else {
-        for (Index i = 0; i < rows; ++i) {
-          const float* src = a + (i0 + i) * lda + p0;
-          for (Index p = 0; p < kc; ++p) out[p * kMR + i] = alpha * src[p];
+      } else {  // op(A)[i][p] = a[i·lda + p]: transposed kLanes-column blocks, then the rest
+        const float* src = a + i0 * lda + p0;
+        Index p = 0;
+        for (; p + kLanes <= kc; p += kLanes)
+          transpose_block(src + p, lda, static_cast<int>(rows), alpha, out + p * kMR, kMR, kMR);
+        for (; p < kc; ++p) {
+          for (Index i = 0; i < rows; ++i) out[p * kMR + i] = alpha * src[i * lda + p];
+          for (Index i = rows; i < kMR; ++i) out[p * kMR + i] = 0.0f;
         }
-        for (Index i = rows; i < kMR; ++i)
-          for (Index p = 0; p < kc; ++p) out[p * kMR + i] = 0.0f;
       }
     }
   }
@@ -264,7 +279,7 @@ inline void pack_b(bool trans, Index p0, Index kc, Index j0, Index nc, const flo
         for (; full + kLanes <= cols; full += kLanes) {
           Index p = 0;
           for (; p + kLanes <= kc; p += kLanes)
-            transpose_block(src + full * ldb + p, ldb, out + p * kNR + full, kNR);
+            transpose_block(src + full * ldb + p, ldb, kLanes, 1.0f, out + p * kNR + full, kNR, kLanes);
           for (; p < kc; ++p)
             for (Index j = full; j < full + kLanes; ++j) out[p * kNR + j] = src[j * ldb + p];
         }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "convkit/core/error.h"
+#include "convkit/core/parallel.h"
 #include "convkit/core/tensor.h"
 
 namespace convkit::ops {
@@ -66,12 +67,13 @@ inline Shape pool2d_output_shape(const Shape& x, const Pool2dParams& p) {
 
 namespace detail {
 
-/// Calls fn(plane_index, oy, ox, y0, y1, x0, x1, divisor) for every output pixel, where
-/// [y0, y1) x [x0, x1) is the window clipped to the input.
+/// Calls fn(plane_index, oy·OW + ox, y0, y1, x0, x1, divisor) for every output pixel, where
+/// [y0, y1) x [x0, x1) is the window clipped to the input. Planes may run on separate
+/// threads (core/parallel.h): fn must write only to its own plane.
 template <typename Fn>
 void for_each_window(const Shape& x, const Shape& y, const Pool2dParams& p, Fn&& fn) {
   const Index planes = x[0] * x[1], h = x[2], w = x[3], oh = y[2], ow = y[3];
-  for (Index pl = 0; pl < planes; ++pl)
+  convkit::detail::parallel_for(planes, static_cast<double>(planes) * static_cast<double>(h * w + oh * ow), [&](Index pl) {
     for (Index oy = 0; oy < oh; ++oy) {
       const Index ys = oy * p.stride_h - p.pad_h;
       const Index ye_pad = std::min(ys + p.kernel_h, h + p.pad_h);
@@ -85,6 +87,7 @@ void for_each_window(const Shape& x, const Shape& y, const Pool2dParams& p, Fn&&
         fn(pl, oy * ow + ox, y0, y1, x0, x1, divisor);
       }
     }
+  });
 }
 
 }  // namespace detail
@@ -100,10 +103,10 @@ Tensor<T> max_pool2d_forward(const Tensor<T>& x, const Pool2dParams& p, std::vec
   // Locals, not p's fields: stores through `am` (Index*) could alias them.
   const Index kh = p.kernel_h, kw = p.kernel_w, sh = p.stride_h, sw = p.stride_w, ph = p.pad_h, pw = p.pad_w;
   const T* xd = x.data();
-  T* yd = y.data();
-  Index* am = argmax.data();
-  for (Index pl = 0; pl < planes; ++pl) {
+  convkit::detail::parallel_for(planes, static_cast<double>(x.numel()), [&](Index pl) {
     const T* plane = xd + pl * h * w;
+    T* yd = y.data() + pl * oh * ow;
+    Index* am = argmax.data() + pl * oh * ow;
     for (Index oy = 0; oy < oh; ++oy) {
       const Index ys0 = oy * sh - ph;
       const Index y0 = std::max<Index>(ys0, 0), y1 = std::min(ys0 + kh, h);
@@ -133,7 +136,7 @@ Tensor<T> max_pool2d_forward(const Tensor<T>& x, const Pool2dParams& p, std::vec
         *am = pl * h * w + best;
       }
     }
-  }
+  });
   return y;
 }
 
@@ -148,7 +151,12 @@ Tensor<T> max_pool2d_backward(const Tensor<T>& grad_output, const std::vector<In
   Tensor<T> grad_input(input_shape);
   T* gx = grad_input.data();
   const T* gy = grad_output.data();
-  for (Index i = 0; i < grad_output.numel(); ++i) gx[argmax[static_cast<std::size_t>(i)]] += gy[i];
+  // Every output's maximum lies in its own (n, c) plane, so threads taking whole planes
+  // never add to the same input element.
+  const Index planes = input_shape[0] * input_shape[1], out_plane = grad_output.numel() / std::max<Index>(1, planes);
+  convkit::detail::parallel_for(planes, static_cast<double>(grad_output.numel() + grad_input.numel()), [&](Index pl) {
+    for (Index i = pl * out_plane; i < (pl + 1) * out_plane; ++i) gx[argmax[static_cast<std::size_t>(i)]] += gy[i];
+  });
   return grad_input;
 }
 

@@ -1,0 +1,77 @@
+// convkit/core/parallel.h — OpenMP loops for the work around the GEMMs (im2col, bias,
+// activations, pooling, batch normalisation, residual sums).
+//
+// A loop runs on omp_get_max_threads() threads when the program is built with OpenMP, it is
+// not already inside a parallel region (a caller's own threads, or a threaded GEMM), and it
+// touches at least kMinParallelWork elements; otherwise it is a plain loop. Items are split
+// into contiguous static shares and each item is computed by one thread exactly as the plain
+// loop computes it, so results never depend on the thread count. An exception thrown by an
+// item is rethrown on the calling thread after the loop (it must not leave the region).
+#pragma once
+
+#include <algorithm>
+#include <exception>
+
+#include "convkit/core/shape.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace convkit::detail {
+
+/// Elements of work below which a loop stays on one thread: starting and joining a parallel
+/// region costs a few microseconds, about what one core takes to stream this many floats.
+constexpr double kMinParallelWork = 1 << 15;
+
+/// Threads a loop over `work` elements may use (see the top of this file).
+inline int parallel_threads(double work) {
+#ifdef _OPENMP
+  if (work >= kMinParallelWork && !omp_in_parallel()) return omp_get_max_threads();
+#else
+  (void)work;
+#endif
+  return 1;
+}
+
+/// fn(i) for i in [0, n); `work` is the elements the whole loop touches.
+template <typename Fn>
+void parallel_for(Index n, double work, Fn&& fn) {
+  const int threads = n > 1 ? parallel_threads(work) : 1;
+#ifdef _OPENMP
+  if (threads > 1) {
+    std::exception_ptr error;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (Index i = 0; i < n; ++i) {
+      try {
+        fn(i);
+      } catch (...) {
+#pragma omp critical(convkit_parallel_for_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+#endif
+  (void)threads;
+  for (Index i = 0; i < n; ++i) fn(i);
+}
+
+/// fn(begin, end) over contiguous ranges that cover [0, n) once, one per thread (boundaries on
+/// multiples of 16 elements, so no two threads share a cache line of floats).
+template <typename Fn>
+void parallel_ranges(Index n, Fn&& fn) {
+  const Index threads = parallel_threads(static_cast<double>(n));
+  if (threads <= 1) {
+    fn(Index{0}, n);
+    return;
+  }
+  const Index step = (n / threads + 15) / 16 * 16;
+  parallel_for(threads, static_cast<double>(n), [&](Index t) {
+    const Index b = std::min(n, t * step), e = t + 1 == threads ? n : std::min(n, (t + 1) * step);
+    if (b < e) fn(b, e);
+  });
+}
+
+}  // namespace convkit::detail
