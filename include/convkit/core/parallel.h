@@ -34,12 +34,12 @@ inline int parallel_threads(double work) {
   return 1;
 }
 
-/// fn(i) for i in [0, n); `work` is the elements the whole loop touches.
+/// fn(i) for i in [0, n) on `threads` threads (a plain loop for one thread or without
+/// OpenMP), in contiguous static shares; the first exception is rethrown after the loop.
 template <typename Fn>
-void parallel_for(Index n, double work, Fn&& fn) {
-  const int threads = n > 1 ? parallel_threads(work) : 1;
+void parallel_for_on(int threads, Index n, Fn&& fn) {
 #ifdef _OPENMP
-  if (threads > 1) {
+  if (threads > 1 && n > 1) {
     std::exception_ptr error;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (Index i = 0; i < n; ++i) {
@@ -56,6 +56,12 @@ void parallel_for(Index n, double work, Fn&& fn) {
 #endif
   (void)threads;
   for (Index i = 0; i < n; ++i) fn(i);
+}
+
+/// fn(i) for i in [0, n); `work` is the elements the whole loop touches.
+template <typename Fn>
+void parallel_for(Index n, double work, Fn&& fn) {
+  parallel_for_on(n > 1 ? parallel_threads(work) : 1, n, fn);
 }
 
 /// fn(begin, end) over contiguous ranges that cover [0, n) once, one per thread (boundaries on

@@ -15,6 +15,7 @@
 
 #include "convkit/core/allocator.h"
 #include "convkit/core/error.h"
+#include "convkit/core/parallel.h"
 #include "convkit/core/shape.h"
 
 namespace convkit {
@@ -84,9 +85,7 @@ class Tensor {
   /// A tensor of the given shape, every element `value`.
   Tensor(const Shape& shape, T value) : Tensor(uninitialized(shape)) { fill(value); }
 
-  Tensor(const Tensor& other) : Tensor(uninitialized(other.shape_)) {
-    std::copy(other.data(), other.data() + other.numel(), data());
-  }
+  Tensor(const Tensor& other) : Tensor(uninitialized(other.shape_)) { copy_from(other); }
   Tensor(Tensor&& other) noexcept : shape_(other.shape_), data_(std::move(other.data_)) {
     other.shape_ = Shape{0};
   }
@@ -94,7 +93,7 @@ class Tensor {
     if (this != &other) {
       if (numel() != other.numel()) data_ = detail::allocate_aligned<T>(other.numel(), /*zero=*/false);
       shape_ = other.shape_;
-      std::copy(other.data(), other.data() + other.numel(), data());
+      copy_from(other);
     }
     return *this;
   }
@@ -171,6 +170,14 @@ class Tensor {
   }
 
  private:
+  /// Copies other's elements (numel() of them) into this tensor's storage; large tensors on
+  /// several threads (core/parallel.h), each element copied once.
+  void copy_from(const Tensor& other) {
+    const T* src = other.data();
+    T* dst = data();
+    detail::parallel_ranges(other.numel(), [&](Index b, Index e) { std::copy(src + b, src + e, dst + b); });
+  }
+
   Index offset_unchecked() const { return 0; }
   template <typename... I>
   Index offset_unchecked(Index first, I... rest) const {

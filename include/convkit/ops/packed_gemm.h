@@ -26,15 +26,12 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdlib>
-#include <exception>
 #include <new>
 #include <utility>
 
+#include "convkit/core/parallel.h"
 #include "convkit/core/shape.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace convkit::ops::detail::packed {
 
@@ -337,29 +334,13 @@ inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, float alpha, cons
     block(tb, m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, jb * nc,
           std::min(nc, n - jb * nc), ap, b, ldb, beta, c, ldc);
   };
-#ifdef _OPENMP
-  if (threads > 1 && tasks > 1) {
-    std::exception_ptr error;  // an exception must not leave a parallel region
-#pragma omp parallel num_threads(threads)
-    {
-      const Index nt = omp_get_num_threads(), id = omp_get_thread_num();
-      pack_a(ta, m, k, alpha, a, lda, panels * id / nt, panels * (id + 1) / nt, ap);
-#pragma omp barrier
-#pragma omp for schedule(static)
-      for (Index t = 0; t < tasks; ++t) {
-        try {
-          task(t);
-        } catch (...) {
-#pragma omp critical(convkit_packed_gemm_error)
-          if (!error) error = std::current_exception();
-        }
-      }
-    }
-    if (error) std::rethrow_exception(error);
+  if (threads > 1 && tasks > 1) {  // the threads pack A together, then share the tasks
+    convkit::detail::parallel_for_on(threads, threads, [&](Index id) {
+      pack_a(ta, m, k, alpha, a, lda, panels * id / threads, panels * (id + 1) / threads, ap);
+    });
+    convkit::detail::parallel_for_on(threads, tasks, task);
     return;
   }
-#endif
-  (void)threads;
   pack_a(ta, m, k, alpha, a, lda, 0, panels, ap);
   for (Index t = 0; t < tasks; ++t) task(t);
 }
