@@ -1,5 +1,6 @@
 // convkit/core/parallel.h — OpenMP loops for the work around the GEMMs (im2col, bias,
-// activations, pooling, batch normalisation, residual sums).
+// activations, pooling, batch normalisation, residual sums, Tensor copies); the packed
+// GEMM (ops/packed_gemm.h) runs its own threads through parallel_for_on.
 //
 // A loop runs on omp_get_max_threads() threads when the program is built with OpenMP, it is
 // not already inside a parallel region (a caller's own threads, or a threaded GEMM), and it
