@@ -6,19 +6,22 @@
 //                                         transposes, beta) that conv2d makes for that pass
 //   lowered/<layer>/<fwd|bwd_data>/im2col the im2col unfolding that pass does before its GEMMs
 //                                         (bwd_weight unfolds exactly like fwd)
+//   lowered/<layer>/bwd_data/col2im       the col2im scatter-add after the data gradient's
+//                                         GEMMs, for layers whose data gradient goes that way
 //   pipeline/<layer>/<fwd|bwd_data>/budget:<elements>
 //                                         im2col + GEMM + copy-out of a forward-type pass with
 //                                         the batch chunked under another column budget
 //
 // Subtracting lowered/*/gemm (and im2col) from conv2d/*/* gives the cost of everything that
-// is not a GEMM: unfolding, the flipped-filter copy, zero insertion, the copy out of the
-// batched product, the bias passes and the output allocation.
+// is not a GEMM: unfolding and folding back, the flipped-filter copy, the dY gather, the copy
+// out of the batched product, the bias passes and the output allocation.
 //
 // The lowering below mirrors include/convkit/ops/conv2d.h (per-sample GEMMs for 1x1
 // stride-1 unpadded layers; otherwise batches of samples unfolded side by side as long as
-// the column matrix stays within ops::kConvColumnBudget elements; the data gradient as the
-// stride-1 forward convolution of the zero-inserted, padded dY with the flipped filters).
-// If that file changes its strategy, change this one too.
+// the column matrix stays within ops::kConvColumnBudget elements; the data gradient by col2im
+// where ops::detail::backward_data_by_col2im says so, otherwise as the stride-1 forward
+// convolution of the padded dY with the flipped filters). If that file changes its strategy,
+// change this one too.
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
@@ -88,11 +91,11 @@ ops::ConvGeometry forward_geometry(const LayerSpec& l) {
   return ops::conv2d_geometry(Shape{l.n, l.c, l.h, l.w}, Shape{l.oc, l.c, l.k, l.k}, p);
 }
 
-/// The stride-1 geometry conv2d_backward_data runs forward: input the zero-inserted dY,
-/// filters W' (C, OC/g, KH, KW), output exactly H x W.
+/// The stride-1 geometry conv2d_backward_data runs forward when it does not use col2im (so
+/// g is stride 1): input dY, filters W' (C, OC/g, KH, KW), output exactly H x W.
 ops::ConvGeometry backward_data_geometry(const ops::ConvGeometry& g) {
   ops::ConvGeometry b;
-  b.n = g.n, b.c = g.oc, b.h = (g.oh - 1) * g.sh + 1, b.w = (g.ow - 1) * g.sw + 1;
+  b.n = g.n, b.c = g.oc, b.h = g.oh, b.w = g.ow;
   b.oc = g.c, b.kh = g.kh, b.kw = g.kw;
   b.pt = g.dh * (g.kh - 1) - g.pt, b.pl = g.dw * (g.kw - 1) - g.pl;
   b.dh = g.dh, b.dw = g.dw, b.groups = g.groups;
@@ -152,6 +155,17 @@ std::vector<GemmCall> backward_weight_gemms(const ops::ConvGeometry& g) {
   return calls;
 }
 
+/// The col2im data gradient: col = W_gᵀ · dY_g per chunk and group.
+std::vector<GemmCall> backward_data_col2im_gemms(const ops::ConvGeometry& g) {
+  std::vector<GemmCall> calls;
+  const Index chunk = batch_chunk(g);
+  for (Index n0 = 0; n0 < g.n; n0 += chunk)
+    for (Index grp = 0; grp < g.groups; ++grp)
+      calls.push_back({Trans::kYes, Trans::kNo, g.col_rows(), std::min(chunk, g.n - n0) * g.out_plane(), g.ocg(),
+                       0.0f, 0, 0});
+  return calls;
+}
+
 std::string describe(const std::vector<GemmCall>& calls) {
   // Runs of equal shapes, e.g. "2x(256x196x1024 NN)".
   std::ostringstream os;
@@ -198,20 +212,26 @@ void bm_lowered_gemm(benchmark::State& state, std::vector<GemmCall> calls, doubl
       benchmark::Counter(conv_flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-/// Every im2col call of one pass over the whole batch, as conv2d does it (input in `x`).
-void bm_lowered_im2col(benchmark::State& state, ops::ConvGeometry g) {
+/// Every im2col call of one pass over the whole batch, as conv2d does it (input in `x`), or
+/// with `fold`, every col2im_add call of the col2im data gradient (into `x`).
+void bm_lowered_im2col(benchmark::State& state, ops::ConvGeometry g, bool fold) {
   const Index k = g.col_rows(), p = g.out_plane(), cg = g.cg();
   const Index in_sample = g.c * g.in_plane(), chunk = batch_chunk(g);
-  const std::vector<float> x = random_buffer(g.n * in_sample, 5);
-  std::vector<float> col(static_cast<std::size_t>(k * std::min(chunk, g.n) * p));
+  std::vector<float> x = random_buffer(g.n * in_sample, 5);
+  std::vector<float> col = random_buffer(k * std::min(chunk, g.n) * p, 6);
   for (auto _ : state) {
     for (Index n0 = 0; n0 < g.n; n0 += chunk) {
       const Index nb = std::min(chunk, g.n - n0), cols = nb * p;
       for (Index grp = 0; grp < g.groups; ++grp)
-        for (Index s = 0; s < nb; ++s)
-          ops::im2col(x.data() + (n0 + s) * in_sample + grp * cg * g.in_plane(), g,
-                      col.data() + s * p, cols);
+        for (Index s = 0; s < nb; ++s) {
+          float* sample = x.data() + (n0 + s) * in_sample + grp * cg * g.in_plane();
+          if (fold)
+            ops::col2im_add(col.data() + s * p, g, cols, sample);
+          else
+            ops::im2col(sample, g, col.data() + s * p, cols);
+        }
       benchmark::DoNotOptimize(col.data());
+      benchmark::DoNotOptimize(x.data());
       benchmark::ClobberMemory();
     }
   }
@@ -279,21 +299,25 @@ void register_all() {
   for (const LayerSpec& l : kLayers) {
     const ops::ConvGeometry g = forward_geometry(l);
     const ops::ConvGeometry back = backward_data_geometry(g);
+    const bool by_col2im = ops::detail::backward_data_by_col2im(g);
     const double flops = nominal_flops(g);
     const std::string base = std::string("lowered/") + l.name + "/";
     benchmark::RegisterBenchmark((base + "fwd/gemm").c_str(), bm_lowered_gemm, forward_gemms(g), flops)
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark((base + "bwd_data/gemm").c_str(), bm_lowered_gemm,
-                                 forward_gemms(back), flops)
+                                 by_col2im ? backward_data_col2im_gemms(g) : forward_gemms(back), flops)
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark((base + "bwd_weight/gemm").c_str(), bm_lowered_gemm,
                                  backward_weight_gemms(g), flops)
         ->Unit(benchmark::kMicrosecond);
     if (!g.is_pointwise())
-      benchmark::RegisterBenchmark((base + "fwd/im2col").c_str(), bm_lowered_im2col, g)
+      benchmark::RegisterBenchmark((base + "fwd/im2col").c_str(), bm_lowered_im2col, g, false)
           ->Unit(benchmark::kMicrosecond);
-    if (!back.is_pointwise())
-      benchmark::RegisterBenchmark((base + "bwd_data/im2col").c_str(), bm_lowered_im2col, back)
+    if (by_col2im)
+      benchmark::RegisterBenchmark((base + "bwd_data/col2im").c_str(), bm_lowered_im2col, g, true)
+          ->Unit(benchmark::kMicrosecond);
+    else if (!back.is_pointwise())
+      benchmark::RegisterBenchmark((base + "bwd_data/im2col").c_str(), bm_lowered_im2col, back, false)
           ->Unit(benchmark::kMicrosecond);
   }
 
@@ -312,9 +336,10 @@ void register_all() {
       benchmark::RegisterBenchmark((std::string("pipeline/") + l.name + "/fwd" + tail).c_str(),
                                    bm_lowered_pipeline, g, budget)
           ->Unit(benchmark::kMicrosecond);
-      benchmark::RegisterBenchmark((std::string("pipeline/") + l.name + "/bwd_data" + tail).c_str(),
-                                   bm_lowered_pipeline, backward_data_geometry(g), budget)
-          ->Unit(benchmark::kMicrosecond);
+      if (!ops::detail::backward_data_by_col2im(g))  // the flipped-filter data gradient only
+        benchmark::RegisterBenchmark((std::string("pipeline/") + l.name + "/bwd_data" + tail).c_str(),
+                                     bm_lowered_pipeline, backward_data_geometry(g), budget)
+            ->Unit(benchmark::kMicrosecond);
     }
   }
 }

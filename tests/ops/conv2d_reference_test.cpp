@@ -91,6 +91,8 @@ const ConvCase kCases[] = {
   {"batch4",                          4,  3,  6,  5,  2, 3, 3,  1, 1, 1, 1, 1, 1, 1, true},
   // per-sample columns of 64·9·52·52 elements: the batch of 3 is unfolded in two chunks
   {"batch_split_across_chunks",       3, 64, 52, 52,  4, 3, 3,  1, 1, 1, 1, 1, 1, 1, true},
+  // col2im data gradient (strided) with 16·9·40·40 elements per sample: chunks of 2 and 1
+  {"strided_batch_split_in_chunks",   3, 16, 80, 80,  8, 3, 3,  2, 2, 1, 1, 1, 1, 1, true},
 };
 // clang-format on
 

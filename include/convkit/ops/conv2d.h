@@ -10,14 +10,18 @@
 //
 // Weight gradient:  dW_g += dY_g · colᵀ,   db += Σ_{n,y,x} dY.
 //
-// Data gradient, as a convolution with flipped filters:
+// Data gradient, two ways (conv2d_backward_data picks one per layer):
+//   col2im, for strided layers and groups with fewer input than output channels:
+//      col = W_gᵀ · dY_g  (C/g·KH·KW, OH·OW),  dX[n, g] = col2im(col)  (each entry added back
+//      onto the input pixel im2col took it from): the same multiply-adds as the forward pass.
+//   Otherwise (stride 1), as a convolution with flipped filters:
 //   1. W' = W rotated 180° in both spatial axes, input and output channels swapped per group:
 //      W'[g·C/g + c, o, i, j] = W[g·OC/g + o, c, KH−1−i, KW−1−j]     W' (C, OC/g, KH, KW)
-//   2. for stride s > 1, s − 1 zeros go between neighbouring pixels of dY;
-//   3. the result is padded by dh·(KH − 1) − ph on top (negative: cropped), and at the
-//      bottom by whatever makes the output exactly H rows (the (H + 2ph − KH_eff) mod sh
-//      rows the forward pass never read get zero gradient); likewise for the columns;
-//   4. dX = the stride-1 forward convolution of that with W' (dilation and groups kept).
+//   2. dX = the stride-1 forward convolution of dY, padded by dh·(KH − 1) − ph on top
+//      (negative: cropped) and at the bottom by whatever makes the output exactly H rows,
+//      with W' (dilation and groups kept); likewise for the columns.
+//   (The flipped form works for any stride once s − 1 zeros go between neighbouring pixels
+//   of dY, but then sh·sw times the useful multiply-adds; col2im does none of those.)
 #pragma once
 
 #include <algorithm>
@@ -135,6 +139,49 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
   }
 }
 
+/// dY of samples [n0, n0 + nb), group grp, as one (OC/g, nb·OH·OW) matrix: the column order of
+/// a column matrix of those samples. For one sample that is dY itself; otherwise the planes are
+/// gathered into the workspace's product slot.
+template <typename T>
+const T* gather_grad_output(const T* dy, const ConvGeometry& g, Index n0, Index nb, Index grp, Workspace<T>& ws) {
+  const Index p = g.out_plane(), ocg = g.ocg(), out_sample = g.oc * p, cols = nb * p;
+  const T* dy_group = dy + n0 * out_sample + grp * ocg * p;
+  if (nb == 1) return dy_group;
+  T* gathered = ws.get(Workspace<T>::kProduct, ocg * cols);
+  convkit::detail::parallel_for(nb * ocg, static_cast<double>(ocg * cols), [&](Index so) {
+    const Index s = so / ocg, o = so % ocg;
+    std::copy(dy_group + s * out_sample + o * p, dy_group + s * out_sample + (o + 1) * p, gathered + o * cols + s * p);
+  });
+  return gathered;
+}
+
+/// Whether the data gradient goes through col2im (dX = col2im(W_gᵀ · dY_g)) rather than the
+/// flipped-filter convolution: for strides above 1, where the flipped filters would run over
+/// sh·sw times as many positions, most of them inserted zeros; and where a group has fewer
+/// input than output channels, where the flipped convolution's GEMM would have only C/g rows.
+inline bool backward_data_by_col2im(const ConvGeometry& g) {
+  return g.sh > 1 || g.sw > 1 || g.cg() < g.ocg();
+}
+
+/// dX (N, C, H, W) = col2im(W_gᵀ · dY_g) per chunk of samples and group. Overwrites dx.
+template <typename T>
+void conv2d_backward_data_col2im(const T* dy, const ConvGeometry& g, const T* w, T* dx, Workspace<T>& ws) {
+  const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg(), cg = g.cg();
+  const Index in_sample = g.c * g.in_plane();
+  convkit::detail::parallel_ranges(g.n * in_sample, [&](Index b, Index e) { std::fill(dx + b, dx + e, T(0)); });
+  const Index chunk = conv_chunk(g);
+  for (Index n0 = 0; n0 < g.n; n0 += chunk) {
+    const Index nb = std::min(chunk, g.n - n0), cols = nb * p;
+    for (Index grp = 0; grp < g.groups; ++grp) {
+      const T* dy_group = gather_grad_output(dy, g, n0, nb, grp, ws);
+      T* col = ws.get(Workspace<T>::kColumns, k * cols);
+      gemm(Trans::kYes, Trans::kNo, k, cols, ocg, T(1), w + grp * ocg * k, k, dy_group, cols, T(0), col, cols);
+      for (Index s = 0; s < nb; ++s)
+        col2im_add(col + s * p, g, cols, dx + (n0 + s) * in_sample + grp * cg * g.in_plane());
+    }
+  }
+}
+
 template <typename T>
 void check_bias(const Tensor<T>* bias, Index oc) {
   CONVKIT_CHECK(bias == nullptr || bias->shape() == Shape{oc}, ShapeError,
@@ -154,8 +201,9 @@ Tensor<T> conv2d_forward(const Tensor<T>& x, const Tensor<T>& weight, const Tens
   return y;
 }
 
-/// dX (N, C, H, W) from dY (N, OC, OH, OW) and weight (OC, C/g, KH, KW), computed as the
-/// stride-1 convolution of the zero-inserted, padded dY with the flipped filters (see top).
+/// dX (N, C, H, W) from dY (N, OC, OH, OW) and weight (OC, C/g, KH, KW): by col2im for strided
+/// layers and for groups with fewer input than output channels, otherwise as the convolution
+/// of the padded dY with the flipped filters (see top).
 template <typename T>
 Tensor<T> conv2d_backward_data(const Tensor<T>& grad_output, const Tensor<T>& weight,
                                const Shape& input_shape, const Conv2dParams& p, Workspace<T>& ws) {
@@ -163,6 +211,11 @@ Tensor<T> conv2d_backward_data(const Tensor<T>& grad_output, const Tensor<T>& we
   CONVKIT_CHECK(grad_output.shape() == Shape({g.n, g.oc, g.oh, g.ow}), ShapeError,
                 "conv2d_backward_data: expected grad_output " << Shape({g.n, g.oc, g.oh, g.ow})
                                                               << ", got " << grad_output.shape());
+  auto grad_input = Tensor<T>::uninitialized(input_shape);
+  if (detail::backward_data_by_col2im(g)) {
+    detail::conv2d_backward_data_col2im(grad_output.data(), g, weight.data(), grad_input.data(), ws);
+    return grad_input;
+  }
   const Index ocg = g.ocg(), cg = g.cg(), kk = g.kh * g.kw;
 
   // 1. Flipped, channel-swapped filters W' (C, OC/g, KH, KW).
@@ -176,32 +229,14 @@ Tensor<T> conv2d_backward_data(const Tensor<T>& grad_output, const Tensor<T>& we
         for (Index i = 0; i < kk; ++i) dst[kk - 1 - i] = src[i];
       }
 
-  // 2. Zero insertion for stride > 1.
-  const T* dy = grad_output.data();
-  Index hd = g.oh, wd = g.ow;
-  if (g.sh > 1 || g.sw > 1) {
-    hd = (g.oh - 1) * g.sh + 1;
-    wd = (g.ow - 1) * g.sw + 1;
-    const Index planes = g.n * g.oc;
-    T* dil = ws.get(Workspace<T>::kDilatedGrad, planes * hd * wd);
-    convkit::detail::parallel_ranges(planes * hd * wd, [&](Index b, Index e) { std::fill(dil + b, dil + e, T(0)); });
-    convkit::detail::parallel_for(planes, static_cast<double>(planes * hd * wd), [&](Index pl) {
-      for (Index y = 0; y < g.oh; ++y)
-        for (Index x = 0; x < g.ow; ++x)
-          dil[(pl * hd + y * g.sh) * wd + x * g.sw] = dy[(pl * g.oh + y) * g.ow + x];
-    });
-    dy = dil;
-  }
-
-  // 3 and 4. Stride-1 convolution, top/left padding dilation·(K − 1) − padding, output H x W.
+  // 2. Stride-1 convolution of dY, top/left padding dilation·(K − 1) − padding, output H x W.
   ConvGeometry back;
-  back.n = g.n, back.c = g.oc, back.h = hd, back.w = wd;
+  back.n = g.n, back.c = g.oc, back.h = g.oh, back.w = g.ow;
   back.oc = g.c, back.kh = g.kh, back.kw = g.kw;
   back.pt = g.dh * (g.kh - 1) - g.pt, back.pl = g.dw * (g.kw - 1) - g.pl;
   back.dh = g.dh, back.dw = g.dw, back.groups = g.groups;
   back.oh = g.h, back.ow = g.w;
-  auto grad_input = Tensor<T>::uninitialized(input_shape);
-  detail::conv2d_forward_raw(dy, back, wf, static_cast<const T*>(nullptr), grad_input.data(), ws);
+  detail::conv2d_forward_raw(grad_output.data(), back, wf, static_cast<const T*>(nullptr), grad_input.data(), ws);
   return grad_input;
 }
 
@@ -232,16 +267,7 @@ void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& grad_output, co
         T* col = ws.get(Workspace<T>::kColumns, k * cols);
         for (Index s = 0; s < nb; ++s)
           im2col(xd + (n0 + s) * in_sample + grp * cg * g.in_plane(), g, col + s * p_out, cols);
-        const T* dy_group = dy + n0 * out_sample + grp * ocg * p_out;
-        if (nb > 1) {  // gather dY_g into (OC/g, nb·OH·OW), the column order of col
-          T* gathered = ws.get(Workspace<T>::kProduct, ocg * cols);
-          convkit::detail::parallel_for(nb * ocg, static_cast<double>(ocg * cols), [&](Index so) {
-            const Index s = so / ocg, o = so % ocg;
-            std::copy(dy_group + s * out_sample + o * p_out, dy_group + s * out_sample + (o + 1) * p_out,
-                      gathered + o * cols + s * p_out);
-          });
-          dy_group = gathered;
-        }
+        const T* dy_group = detail::gather_grad_output(dy, g, n0, nb, grp, ws);
         gemm(Trans::kNo, Trans::kYes, ocg, k, cols, T(1), dy_group, cols, col, cols, T(1),
              dw + grp * ocg * k, k);
       }

@@ -5,6 +5,8 @@
 // (zero where that position falls outside the input), so the convolution becomes the GEMM
 // W (OCg, Cg·KH·KW) · col. Padding is given for the top and left edges only and may be
 // negative (a crop); the output size is explicit, which fixes the bottom and right padding.
+// col2im_add is its adjoint: it adds every column-matrix entry back onto the input pixel it
+// was copied from (the data gradient of strided convolutions, see conv2d.h).
 #pragma once
 
 #include <algorithm>
@@ -42,39 +44,71 @@ inline Index ceil_div(Index a, Index b) { return a >= 0 ? (a + b - 1) / b : -((-
 
 }  // namespace detail
 
-/// Unfolds one sample's group `x` (Cg, H, W) into `col` rows of length OH·OW, row stride `ld`.
-template <typename T>
-void im2col(const T* x, const ConvGeometry& g, T* col, Index ld) {
-  const Index cg = g.cg();
+namespace detail {
+
+/// Calls visit(row, base, lo, hi, oy) for every (row of the column matrix, output row oy) pair
+/// whose input row lies inside the input: output columns [lo, hi) of it read the input element
+/// base + ox·sw of the group (Cg, H, W); the others fall in the padding. Channels run in parallel (each visit
+/// touches only its own channel's plane and rows); `edge(row, oy)` is called for output rows
+/// that fall outside the input.
+template <typename Visit, typename Edge>
+void for_each_window_row(const ConvGeometry& g, Visit&& visit, Edge&& edge) {
   const double work = static_cast<double>(g.col_rows()) * static_cast<double>(g.out_plane());
-  convkit::detail::parallel_for(cg, work, [&](Index c) {
-    const T* plane = x + c * g.h * g.w;
+  convkit::detail::parallel_for(g.cg(), work, [&](Index c) {
     for (Index i = 0; i < g.kh; ++i) {
       for (Index j = 0; j < g.kw; ++j) {
-        T* row = col + ((c * g.kh + i) * g.kw + j) * ld;
+        const Index row = (c * g.kh + i) * g.kw + j;
         const Index x0 = j * g.dw - g.pl;  // input column of output column 0
         // Output columns whose input column lies in [0, W).
-        const Index lo = std::clamp(detail::ceil_div(-x0, g.sw), Index{0}, g.ow);
-        const Index hi = std::clamp(detail::ceil_div(g.w - x0, g.sw), lo, g.ow);
+        const Index lo = std::clamp(ceil_div(-x0, g.sw), Index{0}, g.ow);
+        const Index hi = std::clamp(ceil_div(g.w - x0, g.sw), lo, g.ow);
         for (Index oy = 0; oy < g.oh; ++oy) {
-          T* dst = row + oy * g.ow;
           const Index iy = oy * g.sh - g.pt + i * g.dh;
-          if (iy < 0 || iy >= g.h) {
-            std::fill(dst, dst + g.ow, T(0));
-            continue;
-          }
-          const T* src = plane + iy * g.w + x0;
-          std::fill(dst, dst + lo, T(0));
-          if (g.sw == 1) {
-            std::copy(src + lo, src + hi, dst + lo);
-          } else {
-            for (Index ox = lo; ox < hi; ++ox) dst[ox] = src[ox * g.sw];
-          }
-          std::fill(dst + hi, dst + g.ow, T(0));
+          if (iy < 0 || iy >= g.h)
+            edge(row, oy);
+          else
+            visit(row, (c * g.h + iy) * g.w + x0, lo, hi, oy);
         }
       }
     }
   });
+}
+
+}  // namespace detail
+
+/// Unfolds one sample's group `x` (Cg, H, W) into `col` rows of length OH·OW, row stride `ld`.
+template <typename T>
+void im2col(const T* x, const ConvGeometry& g, T* col, Index ld) {
+  detail::for_each_window_row(
+      g,
+      [&](Index row, Index src0, Index lo, Index hi, Index oy) {
+        T* dst = col + row * ld + oy * g.ow;
+        std::fill(dst, dst + lo, T(0));
+        if (g.sw == 1) {
+          std::copy(x + (src0 + lo), x + (src0 + hi), dst + lo);
+        } else {
+          for (Index ox = lo; ox < hi; ++ox) dst[ox] = x[src0 + ox * g.sw];
+        }
+        std::fill(dst + hi, dst + g.ow, T(0));
+      },
+      [&](Index row, Index oy) {
+        T* dst = col + row * ld + oy * g.ow;
+        std::fill(dst, dst + g.ow, T(0));
+      });
+}
+
+/// x (Cg, H, W) += col2im(col): each entry of `col` (rows of length OH·OW, row stride `ld`) is
+/// added to the input pixel im2col copied it from; entries from the padding are dropped. Per
+/// pixel the additions run in a fixed order (by kernel row, kernel column, output position).
+template <typename T>
+void col2im_add(const T* col, const ConvGeometry& g, Index ld, T* x) {
+  detail::for_each_window_row(
+      g,
+      [&](Index row, Index dst0, Index lo, Index hi, Index oy) {
+        const T* src = col + row * ld + oy * g.ow;
+        for (Index ox = lo; ox < hi; ++ox) x[dst0 + ox * g.sw] += src[ox];
+      },
+      [](Index, Index) {});
 }
 
 }  // namespace convkit::ops
