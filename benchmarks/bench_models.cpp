@@ -11,17 +11,13 @@
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <convkit/convkit.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "bench_flags.h"
 
 namespace {
 
@@ -100,28 +96,10 @@ void register_all() {
       ->MinTime(1.0);
 }
 
-/// Removes --threads=N from argv and returns N (1 if absent).
-int take_threads(int& argc, char** argv) {
-  int threads = 1;
-  int out = 1;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
-      threads = std::max(1, std::atoi(argv[i] + 10));
-    } else {
-      argv[out++] = argv[i];
-    }
-  }
-  argc = out;
-  return threads;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int threads = take_threads(argc, argv);
-#ifdef _OPENMP
-  omp_set_num_threads(threads);
-#endif
+  convkit_bench::take_threads(argc, argv);
   register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

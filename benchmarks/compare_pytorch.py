@@ -3,6 +3,7 @@
 
   benchmarks/compare_pytorch.py [--bench build/release/benchmarks/convkit_bench_models]
                                 [--threads 1 2] [--rounds 3] [--filter REGEX] [--markdown]
+  benchmarks/compare_pytorch.py --conv SHAPE_FILE... [--batch 1 8] [--threads 1] ...
 
 For each round and thread count it runs convkit_bench_models (Google Benchmark, JSON) and
 then the same work in PyTorch (torchvision's models, eval mode under no_grad for forward;
@@ -10,6 +11,12 @@ SGD-momentum training steps), and prints the median of the rounds with the ratio
 PyTorch time / convkit time (> 1: convkit is faster). Needs Debian's python3-torch and
 python3-torchvision; run with /usr/bin/python3. PyTorch's own threads are pinned with
 torch.set_num_threads and OMP/OpenBLAS variables, as ../shared/bench/pytorch_reference.py does.
+
+With --conv it runs convkit_bench_conv2d on benchdnn shape files (e.g.
+../shared/benchdnn_shapes/conv/shapes_vgg_19) at each --batch instead, and PyTorch's
+torch.nn.functional.conv2d on the same layers (taken from the benchmarks' labels): forward
+under no_grad, and the data and weight (+ bias) gradients each alone through
+torch.autograd.grad; it prints GFLOP/s (2·N·OC·OH·OW·C/g·KH·KW over wall time) as well.
 """
 import argparse, json, os, platform, re, statistics, subprocess, sys, time
 
@@ -20,25 +27,33 @@ ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--filter", default=".", help="regex on benchmark names (forward_b1/resnet18, train_b8/vgg16, ...)")
 ap.add_argument("--seconds", type=float, default=1.0, help="timed seconds per PyTorch figure and round")
 ap.add_argument("--markdown", action="store_true")
+ap.add_argument("--conv", nargs="+", metavar="SHAPE_FILE", help="benchdnn conv shape files: compare conv2d passes")
+ap.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes for --conv")
+ap.add_argument("--min-time", type=float, default=0.2, help="Google Benchmark min time per conv benchmark (s)")
 args = ap.parse_args()
+if subprocess.run([sys.executable, "-c", "import torch, torchvision"], capture_output=True).returncode != 0:
+    sys.exit(f"compare_pytorch.py: {sys.executable} cannot import torch and torchvision; install Debian's "
+             "python3-torch and python3-torchvision (apt-get install python3-torch python3-torchvision) "
+             "and run this with /usr/bin/python3")
+if args.conv and args.bench == ap.get_default("bench"):
+    args.bench = "build/release/benchmarks/convkit_bench_conv2d"
+if not os.access(args.bench, os.X_OK):
+    sys.exit(f"compare_pytorch.py: no benchmark program at {args.bench}; build it first (scripts/test.sh) or pass --bench")
 
 # name -> (kind, model, batch)
 WORK = {f"forward_b1/{m}": ("forward", m, 1) for m in ["alexnet", "vgg16", "googlenet", "resnet18", "resnet50"]}
 WORK.update({f"train_b8/{m}": ("train", m, 8) for m in ["resnet18", "vgg16"]})
 WORK["train_b64/lenet5"] = ("train", "lenet5", 64)
 WORK = {k: v for k, v in WORK.items() if re.search(args.filter, k)}
+FLOPS = {}  # --conv: name -> nominal flops of the layer
 
-TORCH_CHILD = r'''
-import json, os, statistics, sys, time
+# The start of both PyTorch children: arguments, threads, and the timer (median of 3 runs of
+# repetitions that fill `seconds` in all, after two untimed calls).
+CHILD_PRELUDE = r'''
+import json, os, re, statistics, sys, time
 threads, seconds, work = int(sys.argv[1]), float(sys.argv[2]), json.loads(sys.argv[3])
-import torch, torch.nn as nn, torchvision.models as tvm
+import torch
 torch.set_num_threads(threads)
-def lenet5():
-    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
-                         nn.ReLU(), nn.Linear(84, 10))
-build = {"alexnet": tvm.alexnet, "vgg16": tvm.vgg16, "resnet18": tvm.resnet18, "resnet50": tvm.resnet50,
-         "googlenet": lambda: tvm.googlenet(aux_logits=False, init_weights=True), "lenet5": lenet5}
 def timed(fn):
     fn(); t0 = time.perf_counter(); fn(); per = time.perf_counter() - t0
     reps = max(1, int(seconds / max(per, 1e-6) / 3))
@@ -48,6 +63,16 @@ def timed(fn):
         for _ in range(reps): fn()
         samples.append((time.perf_counter() - t0) / reps)
     return statistics.median(samples)
+'''
+
+TORCH_CHILD = CHILD_PRELUDE + r'''
+import torch.nn as nn, torchvision.models as tvm
+def lenet5():
+    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
+                         nn.ReLU(), nn.Linear(84, 10))
+build = {"alexnet": tvm.alexnet, "vgg16": tvm.vgg16, "resnet18": tvm.resnet18, "resnet50": tvm.resnet50,
+         "googlenet": lambda: tvm.googlenet(aux_logits=False, init_weights=True), "lenet5": lenet5}
 out = {}
 for name, (kind, model, batch) in work.items():
     torch.manual_seed(0)
@@ -68,6 +93,50 @@ for name, (kind, model, batch) in work.items():
 print(json.dumps({"torch": torch.__version__, "times": out}))
 '''
 
+CONV_CHILD = CHILD_PRELUDE + r'''
+import torch.nn.functional as F
+out = {}
+for name, desc in work.items():
+    d = {k: int(v) for k, v in re.findall(r"([a-z]+)(\d+)", desc)}
+    torch.manual_seed(0)
+    x = torch.rand(d["mb"], d["ic"], d["ih"], d["iw"], requires_grad=True)
+    w = torch.rand(d["oc"], d["ic"] // d["g"], d["kh"], d["kw"], requires_grad=True)
+    b = torch.rand(d["oc"], requires_grad=True)
+    conv = lambda: F.conv2d(x, w, b, (d["sh"], d["sw"]), (d["ph"], d["pw"]), (d["dh"] + 1, d["dw"] + 1), d["g"])
+    if name.endswith("/fwd"):
+        with torch.no_grad():
+            out[name] = timed(conv)
+    else:
+        y = conv()
+        assert tuple(y.shape[2:]) == (d["oh"], d["ow"]), (name, tuple(y.shape))
+        dy = torch.rand_like(y)
+        wrt = (x,) if name.endswith("/bwd_data") else (w, b)
+        out[name] = timed(lambda: torch.autograd.grad(y, wrt, dy, retain_graph=True))
+print(json.dumps({"torch": torch.__version__, "times": out}))
+'''
+
+
+def conv_flops(desc):
+    d = {k: int(v) for k, v in re.findall(r"([a-z]+)(\d+)", desc)}
+    return 2.0 * d["mb"] * d["oc"] * d["oh"] * d["ow"] * (d["ic"] // d["g"]) * d["kh"] * d["kw"]
+
+
+def run_convkit_conv(threads):
+    times, context = {}, None
+    for path in args.conv:
+        cmd = [args.bench, f"--threads={threads}", f"--shapes={path}", "--batch=" + ",".join(map(str, args.batch)),
+               f"--benchmark_min_time={args.min_time}", "--benchmark_format=json"]
+        if args.filter != ".":
+            cmd.append(f"--benchmark_filter={args.filter}")
+        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        context = res["context"]
+        for b in res["benchmarks"]:
+            times[b["name"]] = b["real_time"] / 1e6  # us -> s
+            if b["name"] not in WORK:
+                WORK[b["name"]] = b["label"]
+                FLOPS[b["name"]] = conv_flops(b["label"])
+    return times, context
+
 
 def run_convkit(threads):
     names = "|".join(re.escape(n) for n in WORK)
@@ -84,23 +153,24 @@ def run_convkit(threads):
 
 def run_torch(threads):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
-    cmd = [sys.executable, "-c", TORCH_CHILD, str(threads), str(args.seconds), json.dumps(WORK)]
+    child, seconds = (CONV_CHILD, args.min_time) if args.conv else (TORCH_CHILD, args.seconds)
+    cmd = [sys.executable, "-c", child, str(threads), str(seconds), json.dumps(WORK)]
     res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout)
     return res["times"], res["torch"]
 
 
-ck = {t: {n: [] for n in WORK} for t in args.threads}
-pt = {t: {n: [] for n in WORK} for t in args.threads}
+ck = {t: {} for t in args.threads}
+pt = {t: {} for t in args.threads}
 torch_version = context = None
 start = time.time()
 for r in range(args.rounds):
     for t in args.threads:
-        times, context = run_convkit(t)
+        times, context = run_convkit_conv(t) if args.conv else run_convkit(t)
         for n, s in times.items():
-            ck[t][n].append(s)
+            ck[t].setdefault(n, []).append(s)
         times, torch_version = run_torch(t)
         for n, s in times.items():
-            pt[t][n].append(s)
+            pt[t].setdefault(n, []).append(s)
         print(f"round {r + 1}/{args.rounds}, {t} thread(s) done after {time.time() - start:.0f} s", file=sys.stderr)
 
 cpu = "unknown"
@@ -116,7 +186,8 @@ isa = "AVX-512" if " avx512f" in flags else ("AVX2" if " avx2" in flags else "SS
 print(f"machine: {cpu}, {os.cpu_count()} cores, {isa}; {platform.platform()}")
 print(f"convkit: {args.bench} (Eigen SIMD {context.get('eigen_simd', '?')}); PyTorch {torch_version}")
 print(f"medians of {args.rounds} interleaved rounds; times in ms; ratio = PyTorch / convkit (> 1: convkit faster)")
-head = ["work"] + [f"{c} {t}T" for t in args.threads for c in ("convkit", "PyTorch", "ratio")]
+cols = ("convkit", "PyTorch", "ratio") + (("convkit GFLOP/s", "PyTorch GFLOP/s") if args.conv else ())
+head = ["work"] + [f"{c} {t}T" for t in args.threads for c in cols]
 if args.markdown:
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -126,7 +197,10 @@ for n in WORK:
     row = [n]
     for t in args.threads:
         c, p = statistics.median(ck[t][n]), statistics.median(pt[t][n])
-        row += [f"{1e3 * c:.1f}", f"{1e3 * p:.1f}", f"{p / c:.2f}"]
+        row += [f"{1e3 * c:.2f}" if args.conv else f"{1e3 * c:.1f}", f"{1e3 * p:.2f}" if args.conv else f"{1e3 * p:.1f}",
+                f"{p / c:.2f}"]
+        if args.conv:
+            row += [f"{FLOPS[n] / c * 1e-9:.1f}", f"{FLOPS[n] / p * 1e-9:.1f}"]
     if args.markdown:
         print("| " + " | ".join(row) + " |")
     else:
