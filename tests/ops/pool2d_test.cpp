@@ -143,6 +143,35 @@ TEST(Pool2dHandComputed, MaxPropagatesNaN) {
   EXPECT_EQ(y[1], 7.0);
 }
 
+TEST(Pool2dHandComputed, MaxTiesNaNsAndMinusInfinityTakeTheFirstPixelInRowMajorOrder) {
+  // All ties: every window's maximum is its first (top-left) pixel inside the input.
+  const Tensor<double> zeros(Shape{1, 1, 4, 4});
+  std::vector<Index> argmax;
+  ops::Pool2dParams p3;
+  p3.kernel_h = p3.kernel_w = 3, p3.stride_h = p3.stride_w = 1, p3.pad_h = p3.pad_w = 1;
+  ops::max_pool2d_forward(zeros, p3, argmax);
+  ASSERT_EQ(argmax.size(), 16u);
+  for (Index oy = 0; oy < 4; ++oy)
+    for (Index ox = 0; ox < 4; ++ox)
+      EXPECT_EQ(argmax[static_cast<std::size_t>(oy * 4 + ox)], std::max<Index>(oy - 1, 0) * 4 + std::max<Index>(ox - 1, 0))
+          << oy << "," << ox;
+  // k2 s2: window 0 holds pixels 0, 1, 4, 5; NaN at 1 and 4: the row-major first (1) wins.
+  Tensor<double> x = arange_4x4();
+  x[1] = x[4] = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  x[8] = x[9] = x[12] = x[13] = -inf;  // window 2: nothing beats −∞, so its first pixel
+  x[3] = 7.0;                          // window 1 (2, 3, 6, 7): 7 at 3 and at 7, first is 3
+  const Tensor<double> y = ops::max_pool2d_forward(x, ops::Pool2dParams{}, argmax);
+  EXPECT_TRUE(std::isnan(y[0]));
+  EXPECT_EQ(argmax[0], 1);
+  EXPECT_EQ(y[1], 7.0);
+  EXPECT_EQ(argmax[1], 3);
+  EXPECT_EQ(y[2], -inf);
+  EXPECT_EQ(argmax[2], 8);
+  EXPECT_EQ(y[3], 15.0);
+  EXPECT_EQ(argmax[3], 15);
+}
+
 // -------------------------------------------------------------------------------------------
 // Sweep
 

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -67,6 +68,9 @@ inline Shape pool2d_output_shape(const Shape& x, const Pool2dParams& p) {
 
 namespace detail {
 
+/// ⌈a / b⌉ for b > 0, and 0 for a <= 0.
+inline Index ceil_div_nonneg(Index a, Index b) { return a <= 0 ? 0 : (a + b - 1) / b; }
+
 /// Calls fn(plane_index, oy·OW + ox, y0, y1, x0, x1, divisor) for every output pixel, where
 /// [y0, y1) x [x0, x1) is the window clipped to the input. Planes may run on separate
 /// threads (core/parallel.h): fn must write only to its own plane.
@@ -100,41 +104,56 @@ Tensor<T> max_pool2d_forward(const Tensor<T>& x, const Pool2dParams& p, std::vec
   auto y = Tensor<T>::uninitialized(ys);
   argmax.resize(static_cast<std::size_t>(y.numel()));
   const Index planes = ys[0] * ys[1], h = x.dim(2), w = x.dim(3), oh = ys[2], ow = ys[3];
-  // Locals, not p's fields: stores through `am` (Index*) could alias them.
+  // Locals, not p's fields: stores through the index rows could alias them.
   const Index kh = p.kernel_h, kw = p.kernel_w, sh = p.stride_h, sw = p.stride_w, ph = p.pad_h, pw = p.pad_w;
   const T* xd = x.data();
+  // Plane offsets fit in 32 bits for planes of under 2^31 pixels: the inner loop then blends
+  // values and indices of one width, which is what lets it vectorise.
+  CONVKIT_CHECK(h * w < (Index{1} << 31), ValueError,
+                "max_pool2d: expected planes of fewer than 2^31 pixels, got " << h << "x" << w);
   convkit::detail::parallel_for(planes, static_cast<double>(x.numel()), [&](Index pl) {
     const T* plane = xd + pl * h * w;
-    T* yd = y.data() + pl * oh * ow;
-    Index* am = argmax.data() + pl * oh * ow;
+    std::vector<std::int32_t> best(static_cast<std::size_t>(ow));
+    std::int32_t* bi = best.data();
+    // One output row at a time, the window offsets outside and the output columns inside,
+    // so the inner loop is branch-free and runs over contiguous outputs. Each output still
+    // sees its window in row-major order: the first maximum wins ties, and the first NaN
+    // wins (NaN never compares greater, so it is taken only while the running value is a
+    // number).
     for (Index oy = 0; oy < oh; ++oy) {
+      T* yrow = y.data() + (pl * oh + oy) * ow;
       const Index ys0 = oy * sh - ph;
       const Index y0 = std::max<Index>(ys0, 0), y1 = std::min(ys0 + kh, h);
-      for (Index ox = 0; ox < ow; ++ox, ++yd, ++am) {
-        const Index xs0 = ox * sw - pw;
-        const Index x0 = std::max<Index>(xs0, 0), x1 = std::min(xs0 + kw, w);
-        // Branch-free on purpose: with a data-dependent branch random inputs mispredict half
-        // the time (3.5x slower measured). NaN never compares greater, so a window holding
-        // one is rescanned: the first NaN wins, and NaN propagates as in PyTorch.
-        Index best = y0 * w + x0;
-        T best_v = plane[best];
-        bool has_nan = false;
-        for (Index r = y0; r < y1; ++r)
-          for (Index c = x0; c < x1; ++c) {
-            const Index idx = r * w + c;
-            const T v = plane[idx];
-            best = v > best_v ? idx : best;
-            best_v = std::max(best_v, v);
-            has_nan |= v != v;
-          }
-        if (has_nan && best_v == best_v) {
-          for (Index r = y0, found = 0; r < y1 && !found; ++r)
-            for (Index c = x0; c < x1 && !found; ++c)
-              if (std::isnan(plane[r * w + c])) best = r * w + c, best_v = plane[best], found = 1;
-        }
-        *yd = best_v;
-        *am = pl * h * w + best;
+      for (Index ox = 0; ox < ow; ++ox) {  // the window's first pixel, in case nothing beats −∞
+        yrow[ox] = -std::numeric_limits<T>::infinity();
+        bi[ox] = static_cast<std::int32_t>(y0 * w + std::max<Index>(ox * sw - pw, 0));
       }
+      for (Index r = y0; r < y1; ++r)
+        for (Index c = 0; c < kw; ++c) {
+          // Output columns whose window column c lies inside the row: 0 <= ox·sw − pw + c < w.
+          const Index lo = std::min(detail::ceil_div_nonneg(pw - c, sw), ow);
+          const Index hi = std::max(lo, std::min(detail::ceil_div_nonneg(w + pw - c, sw), ow));
+          // The stride as a constant for the common 1 and 2, so the compiler sees the access pattern.
+          const auto scan = [&](auto step) {
+            const Index first_index = r * w - pw + c + lo * step;  // input pixel of output lo
+            const T* src = plane + first_index;
+            const auto first = static_cast<std::int32_t>(first_index);
+            for (Index i = 0; i < hi - lo; ++i) {
+              const T v = src[i * step], m = yrow[lo + i];
+              const bool take = v > m || (v != v && m == m);
+              bi[lo + i] = take ? first + static_cast<std::int32_t>(i * step) : bi[lo + i];
+              yrow[lo + i] = take ? v : m;
+            }
+          };
+          if (sw == 1)
+            scan(std::integral_constant<Index, 1>{});
+          else if (sw == 2)
+            scan(std::integral_constant<Index, 2>{});
+          else
+            scan(sw);
+        }
+      Index* arow = argmax.data() + (pl * oh + oy) * ow;
+      for (Index ox = 0; ox < ow; ++ox) arow[ox] = pl * h * w + bi[ox];
     }
   });
   return y;
