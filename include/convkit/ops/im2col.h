@@ -46,14 +46,14 @@ inline Index ceil_div(Index a, Index b) { return a >= 0 ? (a + b - 1) / b : -((-
 
 namespace detail {
 
-/// Calls visit(row, base, lo, hi, oy) for every (row of the column matrix, output row oy) pair
-/// whose input row lies inside the input: output columns [lo, hi) of it read the input element
-/// base + ox·sw of the group (Cg, H, W); the others fall in the padding. Channels run in parallel (each visit
-/// touches only its own channel's plane and rows); `edge(row, oy)` is called for output rows
-/// that fall outside the input.
+/// Calls visit(row, base, lo, hi, oy) for every (row of the column matrix, output row oy in
+/// [oy0, oy1)) pair whose input row lies inside the input: output columns [lo, hi) of it read
+/// the input element base + ox·sw of the group (Cg, H, W); the others fall in the padding.
+/// Channels run in parallel (each visit touches only its own channel's plane and rows);
+/// `edge(row, oy)` is called for output rows that fall outside the input.
 template <typename Visit, typename Edge>
-void for_each_window_row(const ConvGeometry& g, Visit&& visit, Edge&& edge) {
-  const double work = static_cast<double>(g.col_rows()) * static_cast<double>(g.out_plane());
+void for_each_window_row(const ConvGeometry& g, Index oy0, Index oy1, Visit&& visit, Edge&& edge) {
+  const double work = static_cast<double>(g.col_rows()) * static_cast<double>((oy1 - oy0) * g.ow);
   convkit::detail::parallel_for(g.cg(), work, [&](Index c) {
     for (Index i = 0; i < g.kh; ++i) {
       for (Index j = 0; j < g.kw; ++j) {
@@ -62,7 +62,7 @@ void for_each_window_row(const ConvGeometry& g, Visit&& visit, Edge&& edge) {
         // Output columns whose input column lies in [0, W).
         const Index lo = std::clamp(ceil_div(-x0, g.sw), Index{0}, g.ow);
         const Index hi = std::clamp(ceil_div(g.w - x0, g.sw), lo, g.ow);
-        for (Index oy = 0; oy < g.oh; ++oy) {
+        for (Index oy = oy0; oy < oy1; ++oy) {
           const Index iy = oy * g.sh - g.pt + i * g.dh;
           if (iy < 0 || iy >= g.h)
             edge(row, oy);
@@ -76,13 +76,15 @@ void for_each_window_row(const ConvGeometry& g, Visit&& visit, Edge&& edge) {
 
 }  // namespace detail
 
-/// Unfolds one sample's group `x` (Cg, H, W) into `col` rows of length OH·OW, row stride `ld`.
+/// Unfolds one sample's group `x` (Cg, H, W) into `col` rows of length OH·OW, row stride `ld`;
+/// or, given output rows [oy0, oy1), only those columns, as rows of length (oy1 − oy0)·OW.
 template <typename T>
-void im2col(const T* x, const ConvGeometry& g, T* col, Index ld) {
+void im2col(const T* x, const ConvGeometry& g, T* col, Index ld, Index oy0 = 0, Index oy1 = -1) {
+  if (oy1 < 0) oy1 = g.oh;
   detail::for_each_window_row(
-      g,
+      g, oy0, oy1,
       [&](Index row, Index src0, Index lo, Index hi, Index oy) {
-        T* dst = col + row * ld + oy * g.ow;
+        T* dst = col + row * ld + (oy - oy0) * g.ow;
         std::fill(dst, dst + lo, T(0));
         if (g.sw == 1) {
           std::copy(x + (src0 + lo), x + (src0 + hi), dst + lo);
@@ -92,20 +94,22 @@ void im2col(const T* x, const ConvGeometry& g, T* col, Index ld) {
         std::fill(dst + hi, dst + g.ow, T(0));
       },
       [&](Index row, Index oy) {
-        T* dst = col + row * ld + oy * g.ow;
+        T* dst = col + row * ld + (oy - oy0) * g.ow;
         std::fill(dst, dst + g.ow, T(0));
       });
 }
 
-/// x (Cg, H, W) += col2im(col): each entry of `col` (rows of length OH·OW, row stride `ld`) is
-/// added to the input pixel im2col copied it from; entries from the padding are dropped. Per
-/// pixel the additions run in a fixed order (by kernel row, kernel column, output position).
+/// x (Cg, H, W) += col2im(col): each entry of `col` (rows of length OH·OW, row stride `ld`; or
+/// of output rows [oy0, oy1) only, as im2col unfolds them) is added to the input pixel im2col
+/// copied it from; entries from the padding are dropped. Per pixel the additions run in a
+/// fixed order (by kernel row, kernel column, output position).
 template <typename T>
-void col2im_add(const T* col, const ConvGeometry& g, Index ld, T* x) {
+void col2im_add(const T* col, const ConvGeometry& g, Index ld, T* x, Index oy0 = 0, Index oy1 = -1) {
+  if (oy1 < 0) oy1 = g.oh;
   detail::for_each_window_row(
-      g,
+      g, oy0, oy1,
       [&](Index row, Index dst0, Index lo, Index hi, Index oy) {
-        const T* src = col + row * ld + oy * g.ow;
+        const T* src = col + row * ld + (oy - oy0) * g.ow;
         for (Index ox = lo; ox < hi; ++ox) x[dst0 + ox * g.sw] += src[ox];
       },
       [](Index, Index) {});
