@@ -42,9 +42,12 @@ if not os.access(args.bench, os.X_OK):
 
 # name -> (kind, model, batch)
 WORK = {f"forward_b1/{m}": ("forward", m, 1) for m in ["alexnet", "vgg16", "googlenet", "resnet18", "resnet50"]}
+WORK.update({f"forward_b8/{m}": ("forward", m, 8) for m in ["vgg16", "resnet50"]})
 WORK.update({f"train_b8/{m}": ("train", m, 8) for m in ["resnet18", "vgg16"]})
 WORK["train_b64/lenet5"] = ("train", "lenet5", 64)
 WORK = {k: v for k, v in WORK.items() if re.search(args.filter, k)}
+if args.conv:
+    WORK = {}  # --conv: filled from the first convkit run, name -> descriptor
 FLOPS = {}  # --conv: name -> nominal flops of the layer
 
 # The start of both PyTorch children: arguments, threads, and the timer (median of 3 runs of
