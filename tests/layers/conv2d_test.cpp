@@ -152,6 +152,9 @@ const ConvCase kConvCases[] = {
     {"k1pad1",       2, 2, 3, 4, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true},
     {"padGtKernel",  1, 1, 3, 3, 2, 3, 3, 2, 2, 3, 3, 1, 1, 1, true},
     {"k1stride2",    2, 3, 5, 6, 2, 1, 1, 2, 2, 0, 0, 1, 1, 1, true},
+    // 841 output positions, stride 1, C >= OC: the flipped-filter data gradient (the cases
+    // above all take col2im; see ops::detail::backward_data_by_col2im).
+    {"flippedPath",  1, 3, 29, 29, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, true},
 };
 
 class Conv2dCases : public ::testing::TestWithParam<ConvCase> {};

@@ -93,6 +93,9 @@ const ConvCase kCases[] = {
   {"batch_split_across_chunks",       3, 64, 52, 52,  4, 3, 3,  1, 1, 1, 1, 1, 1, 1, true},
   // col2im data gradient (strided) with 16·9·40·40 elements per sample: chunks of 2 and 1
   {"strided_batch_split_in_chunks",   3, 16, 80, 80,  8, 3, 3,  2, 2, 1, 1, 1, 1, 1, true},
+  // stride 1, C/g >= OC/g and over 784 output positions: the flipped-filter data gradient
+  {"flipped_k3_dil2_groups2",         2,  4, 24, 24,  4, 3, 3,  1, 1, 2, 2, 2, 2, 2, true},
+  {"flipped_k5x3_crop_nonsquare",     1,  6, 30, 33,  3, 5, 3,  1, 1, 1, 0, 1, 1, 1, false},
   // 144·100·100 elements for one sample: unfolded in tiles of 36, 36 and 28 output rows
   {"strided_sample_split_in_row_tiles", 1, 16, 200, 200, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, true},
 };
