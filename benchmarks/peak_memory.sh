@@ -30,7 +30,7 @@ with torch.no_grad():
     for _ in range(3): m(x)'
 echo "threads: $threads"
 echo "vgg16 forward b1   convkit $(max_rss "$build/benchmarks/convkit_bench_models" --threads="$threads" \
-  --benchmark_filter='^forward_b1/vgg16$')   PyTorch $(max_rss /usr/bin/python3 -c "$torch_vgg")"
+  --benchmark_filter='^forward_b1/vgg16/')   PyTorch $(max_rss /usr/bin/python3 -c "$torch_vgg")"
 echo "lenet5 train epoch convkit $(max_rss "$build/examples/lenet5_mnist" --dataset fashion-mnist --optimizer sgd \
   --lr 0.01 --schedule none --normalize unit --epochs 1 --threads "$threads" --save '')   PyTorch $(max_rss \
   /usr/bin/python3 ../shared/bench/pytorch_reference.py lenet-train --threads "$threads" --epochs 1)"
