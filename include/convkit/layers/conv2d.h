@@ -2,8 +2,8 @@
 //
 //   input (N, C, H, W) -> output (N, OC, OH, OW),  OH = ⌊(H + 2p − d·(K − 1) − 1) / s⌋ + 1
 //   y = W ⋆ x + b        weight (OC, C/groups, KH, KW), bias (OC)
-// Forward and both gradients are in ops/conv2d.h (im2col + GEMM; the data gradient is a
-// convolution with the flipped filters). Weights and bias start as PyTorch's default,
+// Forward and both gradients are in ops/conv2d.h (im2col + GEMM; the data gradient by col2im,
+// or as a convolution with the flipped filters). Weights and bias start as PyTorch's default,
 // U(−1/√fan_in, 1/√fan_in) with fan_in = C/groups·KH·KW.
 #pragma once
 
