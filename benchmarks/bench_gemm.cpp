@@ -107,10 +107,11 @@ double nominal_flops(const ops::ConvGeometry& g) {
   return 2.0 * static_cast<double>(g.n * g.oc * g.oh * g.ow) * static_cast<double>(g.col_rows());
 }
 
-/// Samples unfolded side by side (as conv2d.h decides it).
-Index batch_chunk(const ops::ConvGeometry& g) {
-  const Index per_sample = std::max<Index>(1, g.col_rows() * g.out_plane());
-  return std::clamp<Index>(ops::kConvColumnBudget / per_sample, 1, std::max<Index>(1, g.n));
+/// Columns of each block conv2d unfolds at once (ops::detail::for_each_unfold_block), in order.
+std::vector<Index> unfold_blocks(const ops::ConvGeometry& g) {
+  std::vector<Index> cols;
+  ops::detail::for_each_unfold_block(g, [&](Index, Index nb, Index oy0, Index oy1) { cols.push_back(nb * (oy1 - oy0) * g.ow); });
+  return cols;
 }
 
 /// One ops::gemm call: C (m, n) = op(A) · op(B) + beta·C. Pointwise layers read and write a
@@ -132,10 +133,8 @@ std::vector<GemmCall> forward_gemms(const ops::ConvGeometry& g) {
                          (n * g.groups + grp) * ocg * p});
     return calls;
   }
-  const Index chunk = batch_chunk(g);
-  for (Index n0 = 0; n0 < g.n; n0 += chunk)
-    for (Index grp = 0; grp < g.groups; ++grp)
-      calls.push_back({Trans::kNo, Trans::kNo, ocg, std::min(chunk, g.n - n0) * p, k, 0.0f, 0, 0});
+  for (const Index cols : unfold_blocks(g))
+    for (Index grp = 0; grp < g.groups; ++grp) calls.push_back({Trans::kNo, Trans::kNo, ocg, cols, k, 0.0f, 0, 0});
   return calls;
 }
 
@@ -148,21 +147,17 @@ std::vector<GemmCall> backward_weight_gemms(const ops::ConvGeometry& g) {
         calls.push_back({Trans::kNo, Trans::kYes, ocg, k, p, 1.0f, (n * g.groups + grp) * k * p, 0});
     return calls;
   }
-  const Index chunk = batch_chunk(g);
-  for (Index n0 = 0; n0 < g.n; n0 += chunk)
-    for (Index grp = 0; grp < g.groups; ++grp)
-      calls.push_back({Trans::kNo, Trans::kYes, ocg, k, std::min(chunk, g.n - n0) * p, 1.0f, 0, 0});
+  for (const Index cols : unfold_blocks(g))
+    for (Index grp = 0; grp < g.groups; ++grp) calls.push_back({Trans::kNo, Trans::kYes, ocg, k, cols, 1.0f, 0, 0});
   return calls;
 }
 
-/// The col2im data gradient: col = W_gᵀ · dY_g per chunk and group.
+/// The col2im data gradient: col = W_gᵀ · dY_g per unfolded block and group.
 std::vector<GemmCall> backward_data_col2im_gemms(const ops::ConvGeometry& g) {
   std::vector<GemmCall> calls;
-  const Index chunk = batch_chunk(g);
-  for (Index n0 = 0; n0 < g.n; n0 += chunk)
+  for (const Index cols : unfold_blocks(g))
     for (Index grp = 0; grp < g.groups; ++grp)
-      calls.push_back({Trans::kYes, Trans::kNo, g.col_rows(), std::min(chunk, g.n - n0) * g.out_plane(), g.ocg(),
-                       0.0f, 0, 0});
+      calls.push_back({Trans::kYes, Trans::kNo, g.col_rows(), cols, g.ocg(), 0.0f, 0, 0});
   return calls;
 }
 
@@ -215,32 +210,33 @@ void bm_lowered_gemm(benchmark::State& state, std::vector<GemmCall> calls, doubl
 /// Every im2col call of one pass over the whole batch, as conv2d does it (input in `x`), or
 /// with `fold`, every col2im_add call of the col2im data gradient (into `x`).
 void bm_lowered_im2col(benchmark::State& state, ops::ConvGeometry g, bool fold) {
-  const Index k = g.col_rows(), p = g.out_plane(), cg = g.cg();
-  const Index in_sample = g.c * g.in_plane(), chunk = batch_chunk(g);
+  const Index k = g.col_rows(), in_sample = g.c * g.in_plane();
+  const std::vector<Index> blocks = unfold_blocks(g);
+  const Index widest = *std::max_element(blocks.begin(), blocks.end());
   std::vector<float> x = random_buffer(g.n * in_sample, 5);
-  std::vector<float> col = random_buffer(k * std::min(chunk, g.n) * p, 6);
+  std::vector<float> col = random_buffer(k * widest, 6);
   for (auto _ : state) {
-    for (Index n0 = 0; n0 < g.n; n0 += chunk) {
-      const Index nb = std::min(chunk, g.n - n0), cols = nb * p;
-      for (Index grp = 0; grp < g.groups; ++grp)
-        for (Index s = 0; s < nb; ++s) {
-          float* sample = x.data() + (n0 + s) * in_sample + grp * cg * g.in_plane();
-          if (fold)
-            ops::col2im_add(col.data() + s * p, g, cols, sample);
-          else
-            ops::im2col(sample, g, col.data() + s * p, cols);
+    ops::detail::for_each_unfold_block(g, [&](Index n0, Index nb, Index oy0, Index oy1) {
+      const Index tile = (oy1 - oy0) * g.ow;
+      for (Index grp = 0; grp < g.groups; ++grp) {
+        if (!fold) {
+          ops::detail::im2col_block(x.data(), g, n0, nb, oy0, oy1, grp, col.data());
+          continue;
         }
+        for (Index s = 0; s < nb; ++s)
+          ops::col2im_add(col.data() + s * tile, g, nb * tile, x.data() + (n0 + s) * in_sample + grp * g.cg() * g.in_plane(),
+                          oy0, oy1);
+      }
       benchmark::DoNotOptimize(col.data());
       benchmark::DoNotOptimize(x.data());
       benchmark::ClobberMemory();
-    }
+    });
   }
-  const double bytes = static_cast<double>(g.n * g.groups * k * p) * sizeof(float);
+  const double bytes = static_cast<double>(g.n * g.groups * k * g.out_plane()) * sizeof(float);
   state.counters["col_GB"] =
       benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   std::ostringstream label;
-  label << "col " << k << "x" << std::min(chunk, g.n) * p << ", " << (g.n + chunk - 1) / chunk
-        << " chunk(s)";
+  label << "col " << k << "x" << widest << ", " << blocks.size() << " block(s)";
   state.SetLabel(label.str());
 }
 

@@ -109,11 +109,31 @@ inline Index conv_tile_rows(const ConvGeometry& g) {
   return std::clamp<Index>(rows, 1, std::max<Index>(1, g.oh));
 }
 
-/// Calls fn(oy0, oy1) for consecutive tiles of conv_tile_rows(g) output rows covering [0, OH).
+/// Calls fn(n0, nb, oy0, oy1) for each block conv2d unfolds at once, in order: nb samples from
+/// n0 side by side with all their output rows (oy0 = 0, oy1 = OH), or, where one sample's
+/// column matrix alone is over the budget, one sample's output rows [oy0, oy1) a tile of
+/// conv_tile_rows(g) at a time. A block's column matrix has nb·(oy1 − oy0)·OW columns.
 template <typename Fn>
-void for_each_row_tile(const ConvGeometry& g, Fn&& fn) {
-  const Index tile = conv_tile_rows(g);
-  for (Index oy0 = 0; oy0 < g.oh; oy0 += tile) fn(oy0, std::min(g.oh, oy0 + tile));
+void for_each_unfold_block(const ConvGeometry& g, Fn&& fn) {
+  const Index chunk = conv_chunk(g);
+  for (Index n0 = 0; n0 < g.n; n0 += chunk) {
+    const Index nb = std::min(chunk, g.n - n0);
+    if (nb > 1) {
+      fn(n0, nb, Index{0}, g.oh);
+      continue;
+    }
+    const Index tile = conv_tile_rows(g);
+    for (Index oy0 = 0; oy0 < g.oh; oy0 += tile) fn(n0, Index{1}, oy0, std::min(g.oh, oy0 + tile));
+  }
+}
+
+/// Unfolds block (n0, nb, oy0, oy1) of group grp of x into col, nb·(oy1 − oy0)·OW columns, each
+/// sample's beside the previous one's.
+template <typename T>
+void im2col_block(const T* x, const ConvGeometry& g, Index n0, Index nb, Index oy0, Index oy1, Index grp, T* col) {
+  const Index in_sample = g.c * g.in_plane(), tile = (oy1 - oy0) * g.ow;
+  const T* x_group = x + n0 * in_sample + grp * g.cg() * g.in_plane();
+  for (Index s = 0; s < nb; ++s) im2col(x_group + s * in_sample, g, col + s * tile, nb * tile, oy0, oy1);
 }
 
 /// y (N, OC, OH, OW) = conv(x (N, C, H, W), w (OC, C/g, KH, KW)) + b, for any geometry
@@ -130,24 +150,17 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
              x + n * in_sample + grp * cg * g.in_plane(), p, T(0),
              y + n * out_sample + grp * ocg * p, p);
   } else {
-    const Index chunk = conv_chunk(g);
-    for (Index n0 = 0; n0 < g.n; n0 += chunk) {
-      const Index nb = std::min(chunk, g.n - n0), cols = nb * p;
+    for_each_unfold_block(g, [&](Index n0, Index nb, Index oy0, Index oy1) {
+      const Index cols = nb * (oy1 - oy0) * g.ow;
       for (Index grp = 0; grp < g.groups; ++grp) {
+        T* col = ws.get(Workspace<T>::kColumns, k * cols);
+        im2col_block(x, g, n0, nb, oy0, oy1, grp, col);
         T* y_group = y + n0 * out_sample + grp * ocg * p;
-        const T* x_group = x + n0 * in_sample + grp * cg * g.in_plane();
-        if (nb == 1) {  // straight into y, a tile of output rows at a time
-          for_each_row_tile(g, [&](Index oy0, Index oy1) {
-            const Index tc = (oy1 - oy0) * g.ow;
-            T* col = ws.get(Workspace<T>::kColumns, k * tc);
-            im2col(x_group, g, col, tc, oy0, oy1);
-            gemm(Trans::kNo, Trans::kNo, ocg, tc, k, T(1), w + grp * ocg * k, k, col, tc, T(0),
-                 y_group + oy0 * g.ow, p);
-          });
+        if (nb == 1) {  // straight into those rows of y
+          gemm(Trans::kNo, Trans::kNo, ocg, cols, k, T(1), w + grp * ocg * k, k, col, cols, T(0),
+               y_group + oy0 * g.ow, p);
           continue;
         }
-        T* col = ws.get(Workspace<T>::kColumns, k * cols);
-        for (Index s = 0; s < nb; ++s) im2col(x_group + s * in_sample, g, col + s * p, cols);
         T* prod = ws.get(Workspace<T>::kProduct, ocg * cols);
         gemm(Trans::kNo, Trans::kNo, ocg, cols, k, T(1), w + grp * ocg * k, k, col, cols, T(0),
              prod, cols);
@@ -156,7 +169,7 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
           std::copy(prod + o * cols + s * p, prod + o * cols + (s + 1) * p, y_group + s * out_sample + o * p);
         });
       }
-    }
+    });
   }
   if (b != nullptr) {
     convkit::detail::parallel_for(g.n * g.oc, static_cast<double>(g.n * out_sample), [&](Index no) {
@@ -167,19 +180,25 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
   }
 }
 
-/// dY of samples [n0, n0 + nb), group grp, as one (OC/g, nb·OH·OW) matrix: the column order of
-/// a column matrix of those samples. For one sample that is dY itself; otherwise the planes are
-/// gathered into the workspace's product slot.
+/// dY of block (n0, nb, oy0, oy1) (see for_each_unfold_block), group grp, as one (OC/g,
+/// nb·(oy1 − oy0)·OW) matrix in the column order of that block's column matrix, with its row
+/// stride in `ld`: for one sample, those rows of dY in place (ld = OH·OW); for several, their
+/// planes gathered into the workspace's product slot.
 template <typename T>
-const T* gather_grad_output(const T* dy, const ConvGeometry& g, Index n0, Index nb, Index grp, Workspace<T>& ws) {
+const T* grad_output_block(const T* dy, const ConvGeometry& g, Index n0, Index nb, Index oy0, Index grp, Index& ld,
+                           Workspace<T>& ws) {
   const Index p = g.out_plane(), ocg = g.ocg(), out_sample = g.oc * p, cols = nb * p;
   const T* dy_group = dy + n0 * out_sample + grp * ocg * p;
-  if (nb == 1) return dy_group;
+  if (nb == 1) {
+    ld = p;
+    return dy_group + oy0 * g.ow;
+  }
   T* gathered = ws.get(Workspace<T>::kProduct, ocg * cols);
   convkit::detail::parallel_for(nb * ocg, static_cast<double>(ocg * cols), [&](Index so) {
     const Index s = so / ocg, o = so % ocg;
     std::copy(dy_group + s * out_sample + o * p, dy_group + s * out_sample + (o + 1) * p, gathered + o * cols + s * p);
   });
+  ld = cols;
   return gathered;
 }
 
@@ -198,31 +217,20 @@ inline bool backward_data_by_col2im(const ConvGeometry& g) {
 /// dX (N, C, H, W) = col2im(W_gᵀ · dY_g) per chunk of samples and group. Overwrites dx.
 template <typename T>
 void conv2d_backward_data_col2im(const T* dy, const ConvGeometry& g, const T* w, T* dx, Workspace<T>& ws) {
-  const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg(), cg = g.cg();
+  const Index k = g.col_rows(), ocg = g.ocg(), cg = g.cg();
   const Index in_sample = g.c * g.in_plane();
   convkit::detail::parallel_ranges(g.n * in_sample, [&](Index b, Index e) { std::fill(dx + b, dx + e, T(0)); });
-  const Index chunk = conv_chunk(g);
-  for (Index n0 = 0; n0 < g.n; n0 += chunk) {
-    const Index nb = std::min(chunk, g.n - n0), cols = nb * p;
+  for_each_unfold_block(g, [&](Index n0, Index nb, Index oy0, Index oy1) {
+    const Index tile = (oy1 - oy0) * g.ow, cols = nb * tile;
     for (Index grp = 0; grp < g.groups; ++grp) {
-      T* dx_group = dx + n0 * in_sample + grp * cg * g.in_plane();
-      if (nb == 1) {  // a tile of output rows at a time
-        const T* dy_group = dy + n0 * g.oc * p + grp * ocg * p;
-        for_each_row_tile(g, [&](Index oy0, Index oy1) {
-          const Index tc = (oy1 - oy0) * g.ow;
-          T* col = ws.get(Workspace<T>::kColumns, k * tc);
-          gemm(Trans::kYes, Trans::kNo, k, tc, ocg, T(1), w + grp * ocg * k, k, dy_group + oy0 * g.ow, p, T(0),
-               col, tc);
-          col2im_add(col, g, tc, dx_group, oy0, oy1);
-        });
-        continue;
-      }
-      const T* dy_group = gather_grad_output(dy, g, n0, nb, grp, ws);
+      Index ld = 0;
+      const T* dy_group = grad_output_block(dy, g, n0, nb, oy0, grp, ld, ws);
       T* col = ws.get(Workspace<T>::kColumns, k * cols);
-      gemm(Trans::kYes, Trans::kNo, k, cols, ocg, T(1), w + grp * ocg * k, k, dy_group, cols, T(0), col, cols);
-      for (Index s = 0; s < nb; ++s) col2im_add(col + s * p, g, cols, dx_group + s * in_sample);
+      gemm(Trans::kYes, Trans::kNo, k, cols, ocg, T(1), w + grp * ocg * k, k, dy_group, ld, T(0), col, cols);
+      T* dx_group = dx + n0 * in_sample + grp * cg * g.in_plane();
+      for (Index s = 0; s < nb; ++s) col2im_add(col + s * tile, g, cols, dx_group + s * in_sample, oy0, oy1);
     }
-  }
+  });
 }
 
 template <typename T>
@@ -303,29 +311,16 @@ void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& grad_output, co
         gemm(Trans::kNo, Trans::kYes, ocg, k, p_out, T(1), dy + n * out_sample + grp * ocg * p_out,
              p_out, xd + n * in_sample + grp * cg * g.in_plane(), p_out, T(1), dw + grp * ocg * k, k);
   } else {
-    const Index chunk = detail::conv_chunk(g);
-    for (Index n0 = 0; n0 < g.n; n0 += chunk) {
-      const Index nb = std::min(chunk, g.n - n0), cols = nb * p_out;
+    detail::for_each_unfold_block(g, [&](Index n0, Index nb, Index oy0, Index oy1) {
+      const Index cols = nb * (oy1 - oy0) * g.ow;
       for (Index grp = 0; grp < g.groups; ++grp) {
-        const T* x_group = xd + n0 * in_sample + grp * cg * g.in_plane();
-        if (nb == 1) {  // a tile of output rows at a time
-          const T* dy_group = dy + n0 * out_sample + grp * ocg * p_out;
-          detail::for_each_row_tile(g, [&](Index oy0, Index oy1) {
-            const Index tc = (oy1 - oy0) * g.ow;
-            T* col = ws.get(Workspace<T>::kColumns, k * tc);
-            im2col(x_group, g, col, tc, oy0, oy1);
-            gemm(Trans::kNo, Trans::kYes, ocg, k, tc, T(1), dy_group + oy0 * g.ow, p_out, col, tc, T(1),
-                 dw + grp * ocg * k, k);
-          });
-          continue;
-        }
         T* col = ws.get(Workspace<T>::kColumns, k * cols);
-        for (Index s = 0; s < nb; ++s) im2col(x_group + s * in_sample, g, col + s * p_out, cols);
-        const T* dy_group = detail::gather_grad_output(dy, g, n0, nb, grp, ws);
-        gemm(Trans::kNo, Trans::kYes, ocg, k, cols, T(1), dy_group, cols, col, cols, T(1),
-             dw + grp * ocg * k, k);
+        detail::im2col_block(xd, g, n0, nb, oy0, oy1, grp, col);
+        Index ld = 0;
+        const T* dy_group = detail::grad_output_block(dy, g, n0, nb, oy0, grp, ld, ws);
+        gemm(Trans::kNo, Trans::kYes, ocg, k, cols, T(1), dy_group, ld, col, cols, T(1), dw + grp * ocg * k, k);
       }
-    }
+    });
   }
   if (grad_bias != nullptr) {
     T* db = grad_bias->data();
