@@ -84,10 +84,11 @@ TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
 }
 
 // Sizes that cross every blocking boundary of the packed float GEMM (ops/packed_gemm.h):
-// partial register tiles in both directions, several k-slices (k > 384), several column
-// blocks (n > 384); on 1 and, with OpenMP, 2 threads (both products are above the threading
-// threshold: the first splits columns between the threads, the second, with few columns,
-// rows). Each thread count must give the same bits.
+// partial register tiles in both directions (m = 61 and 16 end in two evenly split row
+// panels), several k-slices (k > 384), several column blocks (n > 384); on 1 and, with
+// OpenMP, 2 threads (the first two products are above the threading threshold: the first
+// splits columns between the threads, the second, with few columns, rows). Each thread count
+// must give the same bits.
 TYPED_TEST(Gemm, LargeOddSizesAcrossBlocksAndThreads) {
   using T = TypeParam;
   struct Size {
@@ -95,7 +96,7 @@ TYPED_TEST(Gemm, LargeOddSizesAcrossBlocksAndThreads) {
   };
   const Index pad = 5;
   Rng rng = testing::seeded_rng(82);
-  for (const Size size : {Size{61, 421, 797}, Size{1103, 37, 501}})
+  for (const Size size : {Size{61, 421, 797}, Size{1103, 37, 501}, Size{16, 77, 390}})
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (double beta : {0.0, -0.5}) {

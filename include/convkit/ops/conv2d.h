@@ -5,10 +5,13 @@
 //
 // Forward, per group g (DESIGN.md §4):
 //   y[n, g] = W_g · im2col(x[n, g]) + b_g               W_g (OC/g, C/g·KH·KW)
-// Several samples are unfolded side by side into one wide column matrix, so the batch is
+// In float with convkit's packed GEMM (unit or, with AVX-512, stride-2 columns), the column
+// matrix is never built: the GEMM packs its B panels straight from x (ops/packed_im2col.h),
+// one GEMM per sample and group, or per chunk of samples with small planes. Otherwise
+// several samples are unfolded side by side into one wide column matrix, so the batch is
 // one GEMM per group as far as the column budget allows; a sample whose column matrix alone
 // is over the budget is unfolded a tile of output rows at a time (the same for the weight
-// and col2im data gradients).
+// and col2im data gradients, which always unfold).
 //
 // Weight gradient:  dW_g += dY_g · colᵀ,   db += Σ_{n,y,x} dY.
 //
@@ -28,12 +31,14 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 
 #include "convkit/core/error.h"
 #include "convkit/core/parallel.h"
 #include "convkit/core/tensor.h"
 #include "convkit/ops/gemm.h"
 #include "convkit/ops/im2col.h"
+#include "convkit/ops/packed_im2col.h"
 #include "convkit/ops/workspace.h"
 
 namespace convkit::ops {
@@ -136,6 +141,60 @@ void im2col_block(const T* x, const ConvGeometry& g, Index n0, Index nb, Index o
   for (Index s = 0; s < nb; ++s) im2col(x_group + s * in_sample, g, col + s * tile, nb * tile, oy0, oy1);
 }
 
+/// Copies the product of nb samples side by side, prod (OC/g, nb·P), into their planes of
+/// y_group (sample s, channel o at s·OC·P + o·P).
+template <typename T>
+void scatter_product(const T* prod, const ConvGeometry& g, Index nb, T* y_group) {
+  const Index p = g.out_plane(), ocg = g.ocg(), cols = nb * p, out_sample = g.oc * p;
+  convkit::detail::parallel_for(nb * ocg, static_cast<double>(ocg * cols), [&](Index so) {
+    const Index s = so / ocg, o = so % ocg;
+    std::copy(prod + o * cols + s * p, prod + o * cols + (s + 1) * p, y_group + s * out_sample + o * p);
+  });
+}
+
+/// y (N, OC, OH, OW) += b (OC) per channel; nothing when b is null.
+template <typename T>
+void add_bias(const ConvGeometry& g, const T* b, T* y) {
+  if (b == nullptr) return;
+  const Index p = g.out_plane();
+  convkit::detail::parallel_for(g.n * g.oc, static_cast<double>(g.n * g.oc * p), [&](Index no) {
+    T* plane = y + no * p;
+    const T bo = b[no % g.oc];
+    for (Index i = 0; i < p; ++i) plane[i] += bo;
+  });
+}
+
+#ifdef CONVKIT_PACKED_GEMM
+/// Samples whose planes share one GEMM in conv2d_forward_packed: one when a plane has at least
+/// kNC columns (the GEMM then writes y in place), otherwise as many as make about kNC columns,
+/// spread evenly over the batch.
+inline Index packed_conv_chunk(const ConvGeometry& g) {
+  const Index p = std::max<Index>(1, g.out_plane());
+  if (p >= packed::kNC || g.n <= 1) return 1;
+  const Index chunks = (g.n + (packed::kNC + p - 1) / p - 1) / ((packed::kNC + p - 1) / p);
+  return (g.n + chunks - 1) / chunks;
+}
+
+/// The forward GEMMs of conv2d_forward_raw for float, with B packed from x by Im2colB: no
+/// column matrix, so no row tiles either; a whole sample (or a chunk of small ones) is one GEMM.
+inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const float* w, float* y,
+                                  Workspace<float>& ws) {
+  const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg(), cg = g.cg();
+  const Index in_sample = g.c * g.in_plane(), out_sample = g.oc * p, chunk = packed_conv_chunk(g);
+  for (Index n0 = 0; n0 < g.n; n0 += chunk) {
+    const Index nb = std::min(chunk, g.n - n0), cols = nb * p;
+    const int threads = gemm_threads(static_cast<double>(ocg) * static_cast<double>(cols) * static_cast<double>(k));
+    for (Index grp = 0; grp < g.groups; ++grp) {
+      const packed::Im2colB b{x + n0 * in_sample + grp * cg * g.in_plane(), &g, in_sample, p, 0};
+      float* y_group = y + n0 * out_sample + grp * ocg * p;
+      float* c = nb == 1 ? y_group : ws.get(Workspace<float>::kProduct, ocg * cols);
+      packed::sgemm_with(false, ocg, cols, k, 1.0f, w + grp * ocg * k, k, b, 0.0f, c, cols, threads);
+      if (nb > 1) scatter_product(c, g, nb, y_group);
+    }
+  }
+}
+#endif
+
 /// y (N, OC, OH, OW) = conv(x (N, C, H, W), w (OC, C/g, KH, KW)) + b, for any geometry
 /// (padding may be negative or asymmetric through oh/ow). Overwrites y.
 template <typename T>
@@ -143,6 +202,15 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
                         Workspace<T>& ws) {
   const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg(), cg = g.cg();
   const Index in_sample = g.c * g.in_plane(), out_sample = g.oc * p;
+#ifdef CONVKIT_PACKED_GEMM
+  if constexpr (std::is_same_v<T, float>) {
+    if (!g.is_pointwise() && ocg >= packed::kMinPackedRows && packed::im2col_packs(g)) {
+      conv2d_forward_packed(x, g, w, y, ws);
+      add_bias(g, b, y);
+      return;
+    }
+  }
+#endif
   if (g.is_pointwise()) {
     for (Index n = 0; n < g.n; ++n)
       for (Index grp = 0; grp < g.groups; ++grp)
@@ -164,20 +232,11 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
         T* prod = ws.get(Workspace<T>::kProduct, ocg * cols);
         gemm(Trans::kNo, Trans::kNo, ocg, cols, k, T(1), w + grp * ocg * k, k, col, cols, T(0),
              prod, cols);
-        convkit::detail::parallel_for(nb * ocg, static_cast<double>(ocg * cols), [&](Index so) {
-          const Index s = so / ocg, o = so % ocg;
-          std::copy(prod + o * cols + s * p, prod + o * cols + (s + 1) * p, y_group + s * out_sample + o * p);
-        });
+        scatter_product(prod, g, nb, y_group);
       }
     });
   }
-  if (b != nullptr) {
-    convkit::detail::parallel_for(g.n * g.oc, static_cast<double>(g.n * out_sample), [&](Index no) {
-      T* plane = y + no * p;
-      const T bo = b[no % g.oc];
-      for (Index i = 0; i < p; ++i) plane[i] += bo;
-    });
-  }
+  add_bias(g, b, y);
 }
 
 /// dY of block (n0, nb, oy0, oy1) (see for_each_unfold_block), group grp, as one (OC/g,

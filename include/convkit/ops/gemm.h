@@ -28,6 +28,17 @@ namespace detail {
 /// step took 9.8 ms on 2 threads against 7.8 ms on one (docs/benchmarks.md).
 constexpr double kMinThreadedGemmWork = 2e7;
 
+/// Threads a GEMM of `work` multiply-adds runs on: all OpenMP offers from outside a parallel
+/// region once the work reaches kMinThreadedGemmWork, one otherwise.
+inline int gemm_threads(double work) {
+#ifdef _OPENMP
+  if (work >= kMinThreadedGemmWork && !omp_in_parallel()) return omp_get_max_threads();
+#else
+  (void)work;
+#endif
+  return 1;
+}
+
 /// While alive, Eigen's GEMMs on this thread use one OpenMP thread (Eigen reads the calling
 /// thread's omp_get_max_threads(), a per-thread setting, unless Eigen::setNbThreads was used).
 class SingleThreadedGemm {
@@ -71,11 +82,7 @@ void gemm(Trans trans_a, Trans trans_b, Index m, Index n, Index k, T alpha, cons
   // packing B would cost more than using it, so Eigen's matrix-vector path takes it.
   if constexpr (std::is_same_v<T, float>) {
     if (m >= detail::packed::kMinPackedRows) {
-      int threads = 1;
-#ifdef _OPENMP
-      if (work >= detail::kMinThreadedGemmWork && !omp_in_parallel()) threads = omp_get_max_threads();
-#endif
-      detail::packed::sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+      detail::packed::sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, detail::gemm_threads(work));
       return;
     }
   }

@@ -5,7 +5,8 @@
 //
 // The scheme is the classic one of GotoBLAS and BLIS, laid out for row-major C:
 //   - A is packed once, alpha folded in, into panels of kMR rows: for each block of kKC
-//     columns of op(A), panel r holds op(A)[r·kMR + i][p] at [p][i] (rows past m are 0).
+//     columns of op(A), panel r holds op(A)[start_r + i][p] at [p][i] (its kMR rows, or a
+//     few fewer for the last two, see panel_start; the rest 0).
 //   - The columns of C are cut into blocks of at most kNC; each block is one task (one
 //     OpenMP thread each when the product is large). Per block and per kKC slice of k,
 //     op(B) is packed into panels of kNR columns, [p][j] (columns past n are 0): the slice
@@ -128,8 +129,24 @@ static_assert(kMR <= kLanes, "pack_a transposes kLanes x kLanes blocks holding o
 /// ops::gemm sends products with fewer rows to Eigen (see there).
 constexpr Index kMinPackedRows = 4;
 
-/// Row panels (of kMR rows, the last one zero-padded) that op(A) with m rows packs into.
+/// Row panels that op(A) with m rows packs into: kMR rows each, except that a remainder of
+/// fewer than kMR/2 rows is merged with the panel before it and the two split evenly (m = 64:
+/// 12, 12, 12, 12, 8, 8 rather than ..., 12, 4). A thin tile leaves the FMA units idle: its
+/// few accumulators wait on each other (measured: the 4-row tile ran at 60% of the 12-row
+/// tile's rate per row on ResNet's 64-channel layers). Each panel holds kMR rows of storage,
+/// zero past its own rows.
 inline Index panels_of(Index m) { return (m + kMR - 1) / kMR; }
+
+/// First row of panel r (r = panels_of(m) gives m).
+inline Index panel_start(Index m, Index r) {
+  const Index panels = panels_of(m), rem = m % kMR;
+  if (r >= panels) return m;
+  if (panels < 2 || rem == 0 || 2 * rem >= kMR || r < panels - 1) return r * kMR;
+  return (panels - 2) * kMR + (kMR + rem + 1) / 2;
+}
+
+/// Rows of panel r (1..kMR).
+inline Index panel_rows(Index m, Index r) { return panel_start(m, r + 1) - panel_start(m, r); }
 
 /// A per-thread scratch buffer of at least n floats, 64-byte aligned, kept between calls
 /// (slot 0: packed B, slot 1: packed A). Freed when the thread ends.
@@ -221,14 +238,15 @@ inline void run_kernel(int rows, Index kc, const float* a, const float* b, float
 
 /// Packs panels [r0, r1) of op(A) (m x k; transposed: stored k x m), times alpha, for all
 /// k-slices: slice s (columns [p0, p0 + kc), p0 = s·kKC) starts at p0·P·kMR for P panels, and
-/// holds panel r at r·kc·kMR, [p][i] = alpha · op(A)[r·kMR + i][p0 + p] (rows past m: 0).
+/// holds panel r at r·kc·kMR, [p][i] = alpha · op(A)[panel_start(m, r) + i][p0 + p] (rows past
+/// the panel's: 0).
 inline void pack_a(bool trans, Index m, Index k, float alpha, const float* a, Index lda, Index r0, Index r1,
                    float* dst) {
   const Index panels = panels_of(m);
   for (Index p0 = 0; p0 < k; p0 += kKC) {
     const Index kc = std::min(kKC, k - p0);
     for (Index r = r0; r < r1; ++r) {
-      const Index i0 = r * kMR, rows = std::min<Index>(kMR, m - i0);
+      const Index i0 = panel_start(m, r), rows = panel_rows(m, r);
       float* out = dst + p0 * panels * kMR + r * kc * kMR;
       if (trans) {  // op(A)[i][p] = a[p·lda + i]: row p of storage holds the panel's values
         for (Index p = 0; p < kc; ++p) {
@@ -288,23 +306,33 @@ inline void pack_b(bool trans, Index p0, Index kc, Index j0, Index nc, const flo
   }
 }
 
-/// Rows [r0·kMR, r1·kMR) ∩ [0, m) of C[:, j0 : j0+nc]: beta applied, then every k-slice added.
-inline void block(bool tb, Index m, Index k, Index r0, Index r1, Index j0, Index nc, const float* ap,
-                  const float* b, Index ldb, float beta, float* c, Index ldc) {
+/// op(B) stored as a matrix: packs with pack_b.
+struct MatrixB {
+  bool trans;
+  const float* b;
+  Index ldb;
+  void operator()(Index p0, Index kc, Index j0, Index nc, float* dst) const { pack_b(trans, p0, kc, j0, nc, b, ldb, dst); }
+};
+
+/// The rows of panels [r0, r1) of C[:, j0 : j0+nc]: beta applied, then every k-slice added.
+/// pack(p0, kc, j0, nc, dst) writes op(B)[p0 : p0+kc, j0 : j0+nc] in pack_b's panel layout.
+template <typename PackB>
+void block(Index m, Index k, Index r0, Index r1, Index j0, Index nc, const float* ap, const PackB& pack,
+           float beta, float* c, Index ldc) {
   const Index panels = panels_of(m);
   if (beta != 0.0f && beta != 1.0f)
-    for (Index i = r0 * kMR; i < std::min(m, r1 * kMR); ++i)
+    for (Index i = panel_start(m, r0); i < panel_start(m, r1); ++i)
       for (Index j = 0; j < nc; ++j) c[i * ldc + j0 + j] *= beta;
   float* bp = scratch(0, kKC * ((nc + kNR - 1) / kNR * kNR));
   for (Index p0 = 0; p0 < k; p0 += kKC) {
     const Index kc = std::min(kKC, k - p0);
-    pack_b(tb, p0, kc, j0, nc, b, ldb, bp);
+    pack(p0, kc, j0, nc, bp);
     const bool accumulate = p0 > 0 || beta != 0.0f;
     const float* a_slice = ap + p0 * panels * kMR;
     for (Index r = r0; r < r1; ++r) {
-      const int rows = static_cast<int>(std::min<Index>(kMR, m - r * kMR));
+      const int rows = static_cast<int>(panel_rows(m, r));
       const float* a_panel = a_slice + r * kc * kMR;
-      float* c_row = c + r * kMR * ldc + j0;
+      float* c_row = c + panel_start(m, r) * ldc + j0;
       for (Index jp = 0; jp < nc; jp += kNR)
         run_kernel(rows, kc, a_panel, bp + jp * kc, c_row + jp, ldc,
                    static_cast<int>(std::min<Index>(kNR, nc - jp)), accumulate);
@@ -312,11 +340,12 @@ inline void block(bool tb, Index m, Index k, Index r0, Index r1, Index j0, Index
   }
 }
 
-/// The whole product; k >= 1. With `threads` > 1 (OpenMP), the threads pack A together, then
-/// take equal shares of the column blocks of C, or, when C has too few columns for that,
-/// equal shares of its row panels.
-inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, float alpha, const float* a, Index lda,
-                  const float* b, Index ldb, float beta, float* c, Index ldc, int threads) {
+/// The whole product, op(B) given by its packer (see block); k >= 1. With `threads` > 1
+/// (OpenMP), the threads pack A together, then take equal shares of the column blocks of C,
+/// or, when C has too few columns for that, equal shares of its row panels.
+template <typename PackB>
+void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a, Index lda, const PackB& pack,
+                float beta, float* c, Index ldc, int threads) {
   const Index panels = panels_of(m);
   float* ap = scratch(1, panels * kMR * k);
   Index col_blocks = (n + kNC - 1) / kNC, row_groups = 1;
@@ -331,8 +360,8 @@ inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, float alpha, cons
   const Index tasks = col_blocks * row_groups;
   auto task = [&](Index t) {
     const Index jb = t / row_groups, rg = t % row_groups;
-    block(tb, m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, jb * nc,
-          std::min(nc, n - jb * nc), ap, b, ldb, beta, c, ldc);
+    block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, jb * nc, std::min(nc, n - jb * nc), ap,
+          pack, beta, c, ldc);
   };
   if (threads > 1 && tasks > 1) {  // the threads pack A together, then share the tasks
     convkit::detail::parallel_for_on(threads, threads, [&](Index id) {
@@ -343,6 +372,12 @@ inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, float alpha, cons
   }
   pack_a(ta, m, k, alpha, a, lda, 0, panels, ap);
   for (Index t = 0; t < tasks; ++t) task(t);
+}
+
+/// The whole product of two stored matrices; k >= 1.
+inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, float alpha, const float* a, Index lda,
+                  const float* b, Index ldb, float beta, float* c, Index ldc, int threads) {
+  sgemm_with(ta, m, n, k, alpha, a, lda, MatrixB{tb, b, ldb}, beta, c, ldc, threads);
 }
 
 }  // namespace convkit::ops::detail::packed

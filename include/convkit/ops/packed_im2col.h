@@ -1,0 +1,180 @@
+// convkit/ops/packed_im2col.h — the im2col unfolding written straight into the packed GEMM's
+// B panels (ops/packed_gemm.h), so a float convolution never builds its column matrix.
+//
+// The lowered forward GEMM is W_g (OC/g, C/g·KH·KW) · col (C/g·KH·KW, columns). Unfolded
+// first, col is written once by im2col, read back and written again by pack_b, then read by
+// the micro-kernel; packed here from x directly, the first write and read go. Measured on
+// ResNet-18's 64-channel 3x3 layer at 56x56, one thread, im2col + pack_b took 30% of the
+// call. The column matrix of a block is `nb` samples side by side, each `plane` columns
+// (the output rows [oy0, oy0 + plane / OW) of that sample), exactly as im2col_block lays
+// them out; each kLanes-wide vector of a panel row is gathered from the input rows its
+// columns read (one run per output row it touches), lanes in the padding left 0.
+#pragma once
+
+#include "convkit/ops/im2col.h"
+#include "convkit/ops/packed_gemm.h"
+
+#ifdef CONVKIT_PACKED_GEMM
+
+#include <cstdint>
+#include <vector>
+
+namespace convkit::ops::detail::packed {
+
+/// The lanes [lo, hi) of one masked load as bits, and for stride 2 the bits of the 2·kLanes
+/// elements they take ([2·lo, 2·hi − 1)); all zero: a load that reads nothing.
+struct LaneMask {
+  std::uint32_t lanes = 0, elems = 0;
+};
+
+template <int kStride>
+inline LaneMask lane_mask(int lo, int hi) {
+  static_assert(kStride == 1 || kStride == 2, "unit or stride-2 loads only");
+  const auto bits = [](int b, int e) { return ((std::uint32_t{1} << e) - 1u) & ~((std::uint32_t{1} << b) - 1u); };
+  return LaneMask{bits(lo, hi), kStride == 2 ? bits(2 * lo, 2 * hi - 1) : 0u};
+}
+
+/// acc with the lanes t of m replaced by base[t·kStride]; only the elements those lanes take
+/// are read, so `base` may point outside the buffer by as much as the others.
+template <int kStride>
+inline Vec vload_lanes(Vec acc, const float* base, LaneMask m) {
+#if defined(__AVX512F__)
+  if constexpr (kStride == 1) {
+    return _mm512_mask_loadu_ps(acc, static_cast<__mmask16>(m.lanes), base);
+  } else {  // the elements of two vectors, then the even ones
+    const __m512 a = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m.elems), base);
+    const __m512 b = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m.elems >> 16), base + 16);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_mask_mov_ps(acc, static_cast<__mmask16>(m.lanes), _mm512_permutex2var_ps(a, even, b));
+  }
+#else
+  static_assert(kStride == 1, "AVX2 packs unit-stride rows only");
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i mask = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(m.lanes)), bit), bit);
+  return _mm256_blendv_ps(acc, _mm256_maskload_ps(base, mask), _mm256_castsi256_ps(mask));
+#endif
+}
+
+/// Whether Im2colB packs convolutions of this geometry: column stride 1, or 2 with AVX-512
+/// (a gather for other strides measured slower than im2col + pack_b: ResNet's 7x7/2 stem 1.35x).
+inline bool im2col_packs(const ConvGeometry& g) {
+#if defined(__AVX512F__)
+  return g.sw == 1 || g.sw == 2;
+#else
+  return g.sw == 1;
+#endif
+}
+
+/// op(B) = the column matrix of `nb` samples of one group, for sgemm_with: x points at the
+/// group's channels of the first sample, `sample` apart; each sample has `plane` columns,
+/// starting at output row oy0.
+struct Im2colB {
+  const float* x;
+  const ConvGeometry* g;
+  Index sample, plane, oy0;
+
+  void operator()(Index p0, Index kc, Index j0, Index nc, float* dst) const {
+    for (Index jc = 0; jc < nc; jc += kNC) {
+#if defined(__AVX512F__)
+      if (g->sw == 2) {
+        pack<2>(p0, kc, j0 + jc, std::min(kNC, nc - jc), dst + jc * kc);
+        continue;
+      }
+#endif
+      pack<1>(p0, kc, j0 + jc, std::min(kNC, nc - jc), dst + jc * kc);
+    }
+  }
+
+ private:
+  // The columns of one vector of a panel row that lie in one output row: lanes [lo, hi),
+  // input row iy (at kernel row 0) and input column ix of lane 0 (at kernel column 0), of the
+  // sample at offset src in x.
+  struct Run {
+    Index src, iy, ix;
+    int lo, hi;
+  };
+  // What a run reads at one kernel position: the lanes of `mask` from channel + off + t·sw.
+  struct Load {
+    Index off;
+    LaneMask mask;
+  };
+
+  /// Columns [j0, j0 + nc) (nc <= kNC) of rows [p0, p0 + kc) into panels at dst, panel by
+  /// panel so each is written front to back. Per panel, each run is clipped to the input once
+  /// for every kernel position, into the same number of loads for every vector (the most runs
+  /// any vector has; the others padded with loads that read nothing, so the loop over them
+  /// does not branch on the data); then each row of the panel is those masked loads.
+  template <int kStride>
+  void pack(Index p0, Index kc, Index j0, Index nc, float* dst) const {
+    const ConvGeometry& G = *g;
+    constexpr Index kVecs = kNC / kLanes;
+    const Index vecs = (nc + kNR - 1) / kNR * kNV;
+    Run runs[kNC];
+    int first_run[kVecs + 1];
+    int count = 0, slots = 1;
+    for (Index v = 0; v < vecs; ++v) {
+      first_run[v] = count;
+      const Index begin = j0 + v * kLanes, end = std::min(begin + kLanes, j0 + nc);
+      for (Index j = begin; j < end;) {
+        const Index s = j / plane, q = j % plane, oy = oy0 + q / G.ow, ox = q % G.ow;
+        const Index len = std::min(G.ow - ox, end - j);
+        const int lo = static_cast<int>(j - begin);
+        runs[count++] = Run{s * sample, oy * G.sh - G.pt, (ox - lo) * G.sw - G.pl, lo, static_cast<int>(lo + len)};
+        j += len;
+      }
+      slots = std::max(slots, count - first_run[v]);
+    }
+    first_run[vecs] = count;
+    const Index kk = G.kh * G.kw, hw = G.in_plane(), per_pos = kNV * slots;
+    thread_local std::vector<Load> buffer;
+    if (buffer.size() < static_cast<std::size_t>(kk * per_pos)) buffer.resize(static_cast<std::size_t>(kk * per_pos));
+    Load* loads = buffer.data();  // [pos][vector of the panel][slot]
+    for (Index v0 = 0; v0 < vecs; v0 += kNV) {
+      for (Index pos = 0; pos < kk; ++pos) {
+        const Index dy = (pos / G.kw) * G.dh, dx = (pos % G.kw) * G.dw;
+        for (Index v = 0; v < kNV; ++v) {
+          Load* slot = loads + pos * per_pos + v * slots;
+          Load* const slot_end = slot + slots;
+          for (int r = first_run[v0 + v]; r < first_run[v0 + v + 1]; ++r) {
+            const Run& run = runs[r];
+            const Index iy = run.iy + dy;
+            if (iy < 0 || iy >= G.h) continue;
+            const Index ix = run.ix + dx;  // lane t reads input column ix + t·sw
+            Index lo, hi;
+            if constexpr (kStride == 1) {
+              lo = -ix, hi = G.w - ix;
+            } else {
+              lo = ceil_div(-ix, kStride), hi = ceil_div(G.w - ix, kStride);
+            }
+            lo = std::max<Index>(lo, run.lo), hi = std::min<Index>(hi, run.hi);
+            if (lo < hi)
+              *slot++ = Load{run.src + iy * G.w + ix, lane_mask<kStride>(static_cast<int>(lo), static_cast<int>(hi))};
+          }
+          for (; slot < slot_end; ++slot) *slot = Load{0, LaneMask{}};
+        }
+      }
+      float* out = dst + v0 / kNV * kc * kNR;
+      Index c = p0 / kk, pos = p0 % kk;
+      for (Index p = 0; p < kc; ++p, out += kNR) {
+        // Lane 0's address may lie outside the input; its lane is then not read.
+        const auto channel = reinterpret_cast<std::uintptr_t>(x + c * hw);
+        const Load* load = loads + pos * per_pos;
+#pragma GCC unroll 4
+        for (Index v = 0; v < kNV; ++v) {
+          Vec acc = vzero();
+          for (int l = 0; l < slots; ++l, ++load) {
+            const auto base = reinterpret_cast<const float*>(
+                channel + static_cast<std::uintptr_t>(load->off * static_cast<Index>(sizeof(float))));
+            acc = vload_lanes<kStride>(acc, base, load->mask);
+          }
+          vstore(out + v * kLanes, acc);
+        }
+        if (++pos == kk) pos = 0, ++c;
+      }
+    }
+  }
+};
+
+}  // namespace convkit::ops::detail::packed
+
+#endif

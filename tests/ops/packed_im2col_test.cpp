@@ -1,0 +1,132 @@
+// ops/packed_im2col.h: the B panels Im2colB packs straight from x must be, bit for bit, the
+// panels pack_b makes from im2col's column matrix, for every slice of rows and columns the
+// packed GEMM asks for; and the float convolutions that take this path must match the naive
+// reference (blocks of several samples, groups, strides 1 and 2, dilation, padding and crops).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include <convkit/ops/conv2d.h>
+
+#include "support/reference_ops.h"
+#include "support/seed.h"
+
+namespace convkit {
+namespace {
+
+#ifdef CONVKIT_PACKED_GEMM
+
+using ops::ConvGeometry;
+namespace packed = ops::detail::packed;
+
+struct PackCase {
+  const char* name;
+  Index n, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, groups;
+};
+
+// clang-format off
+//  name                     n   c   h   w kh kw sh sw  pt  pl dh dw  oh  ow  g
+const PackCase kPackCases[] = {
+  {"k3_pad1",                1,  5, 20, 23, 3, 3, 1, 1,  1,  1, 1, 1, 20, 23, 1},
+  {"k3_narrow_rows",         3,  4,  5,  3, 3, 3, 1, 1,  1,  1, 1, 1,  5,  3, 1},
+  {"k3_stride2_pad1",        2,  6, 17, 19, 3, 3, 2, 2,  1,  1, 1, 1,  9, 10, 1},
+  {"k7_stride2_pad3",        1,  3, 30, 29, 7, 7, 2, 2,  3,  3, 1, 1, 15, 15, 1},
+  {"k1_stride2",             2, 40,  9, 11, 1, 1, 2, 2,  0,  0, 1, 1,  5,  6, 1},
+  {"k3_dil2_pad3",           2,  3, 12, 40, 3, 3, 1, 1,  3,  3, 2, 2, 12, 40, 1},
+  {"k5x3_crop",              1,  4, 21, 26, 5, 3, 1, 1, -1, -2, 1, 1, 15, 20, 1},
+  {"k3_pad_beyond_kernel",   2,  2,  4,  5, 3, 3, 1, 1,  3,  3, 1, 1,  8,  9, 1},
+  {"k3_groups2_deep",        2, 96,  8,  8, 3, 3, 1, 1,  1,  1, 1, 1,  8,  8, 2},  // 432 rows: two k-slices
+  {"k2_stride2_odd_row",     3,  3, 15, 33, 2, 2, 2, 2,  0,  0, 1, 1,  7, 16, 1},
+};
+// clang-format on
+
+/// pack_b's panels of im2col's column matrix of samples [0, n) and group grp, columns
+/// [j0, j0 + nc) and rows [p0, p0 + kc), and Im2colB's, side by side.
+void expect_same_panels(const PackCase& pc, const ConvGeometry& g, const Tensor<float>& x, Index grp, Index p0,
+                        Index kc, Index j0, Index nc) {
+  const Index k = g.col_rows(), plane = g.out_plane(), cols = g.n * plane, in_sample = g.c * g.in_plane();
+  std::vector<float> col(static_cast<std::size_t>(k * cols));
+  ops::detail::im2col_block(x.data(), g, 0, g.n, 0, g.oh, grp, col.data());
+  const Index padded = (nc + packed::kNR - 1) / packed::kNR * packed::kNR;
+  std::vector<float> want(static_cast<std::size_t>(kc * padded), -7.0f), got(want.size(), -9.0f);
+  packed::MatrixB{false, col.data(), cols}(p0, kc, j0, nc, want.data());
+  const packed::Im2colB b{x.data() + grp * g.cg() * g.in_plane(), &g, in_sample, plane, 0};
+  b(p0, kc, j0, nc, got.data());
+  const auto bad = std::mismatch(want.begin(), want.end(), got.begin());
+  EXPECT_TRUE(bad.first == want.end()) << pc.name << " group " << grp << " rows [" << p0 << ", " << p0 + kc
+                                       << ") columns [" << j0 << ", " << j0 + nc << "): first difference at "
+                                       << (bad.first - want.begin()) << ", " << *bad.first << " vs " << *bad.second;
+}
+
+TEST(PackedIm2col, PanelsEqualPackedColumnMatrix) {
+  Rng rng = testing::seeded_rng(731);
+  for (const PackCase& pc : kPackCases) {
+    ConvGeometry g;
+    g.n = pc.n, g.c = pc.c, g.h = pc.h, g.w = pc.w, g.oc = 4 * pc.groups, g.kh = pc.kh, g.kw = pc.kw;
+    g.sh = pc.sh, g.sw = pc.sw, g.pt = pc.pt, g.pl = pc.pl, g.dh = pc.dh, g.dw = pc.dw;
+    g.oh = pc.oh, g.ow = pc.ow, g.groups = pc.groups;
+    ASSERT_TRUE(packed::im2col_packs(g) || g.sw != 1) << pc.name;
+    if (!packed::im2col_packs(g)) continue;  // stride 2 without AVX-512 goes through im2col
+    const Tensor<float> x = testing::ref::uniform<float>(Shape{g.n, g.c, g.h, g.w}, rng);
+    const Index k = g.col_rows(), cols = g.n * g.out_plane();
+    for (Index grp = 0; grp < g.groups; ++grp) {
+      // The whole matrix; a slice of rows that starts inside a kernel position's channels and
+      // one of columns that starts mid-row and ends in a partial panel; and, where there are
+      // enough columns, a span wider than kNC (the packer cuts it).
+      expect_same_panels(pc, g, x, grp, 0, k, 0, cols);
+      expect_same_panels(pc, g, x, grp, k / 3, k - k / 3 - 1 > 0 ? k - k / 3 - 1 : 1, cols / 5 + 1,
+                         std::max<Index>(1, cols - cols / 5 - 3));
+      if (cols > packed::kNC + 7) expect_same_panels(pc, g, x, grp, 1, k - 1, 3, cols - 3);
+    }
+  }
+}
+
+/// The float forward against the naive reference, and the data gradient (whose flipped path
+/// is a forward convolution too) against its reference.
+void expect_conv_matches_reference(Index n, Index c, Index h, Index w, Index oc, Index kh, Index kw,
+                                   const ops::Conv2dParams& p, std::uint64_t seed) {
+  Rng rng = testing::seeded_rng(seed);
+  const Tensor<float> x = testing::ref::uniform<float>(Shape{n, c, h, w}, rng);
+  const Tensor<float> weight = testing::ref::uniform<float>(Shape{oc, c / p.groups, kh, kw}, rng);
+  const Tensor<float> bias = testing::ref::uniform<float>(Shape{oc}, rng);
+  ops::Workspace<float> ws;
+  const Tensor<float> y = ops::conv2d_forward(x, weight, &bias, p, ws);
+  EXPECT_TRUE(testing::ref::all_close(y, testing::ref::conv2d_forward(x, weight, &bias, p), 1e-4))
+      << "forward, x " << x.shape() << " w " << weight.shape();
+  const Tensor<float> dy = testing::ref::uniform<float>(y.shape(), rng);
+  EXPECT_TRUE(testing::ref::all_close(ops::conv2d_backward_data(dy, weight, x.shape(), p, ws),
+                                      testing::ref::conv2d_backward_data(dy, weight, x.shape(), p), 1e-4))
+      << "data gradient, x " << x.shape() << " w " << weight.shape();
+}
+
+TEST(PackedIm2col, ConvolutionsMatchReference) {
+  ops::Conv2dParams same;
+  same.pad_h = same.pad_w = 1;
+  // 7x7 planes: chunks of 8 samples share a GEMM (20 = 7 + 7 + 6 after spreading).
+  expect_conv_matches_reference(20, 4, 7, 7, 6, 3, 3, same, 1);
+  // Groups of 4 input and 8 output channels; the data gradient is the flipped convolution.
+  ops::Conv2dParams grouped = same;
+  grouped.groups = 2;
+  expect_conv_matches_reference(2, 8, 24, 21, 16, 3, 3, grouped, 2);
+  // Stride 2 with dilation 2 and padding 2.
+  ops::Conv2dParams strided;
+  strided.stride_h = strided.stride_w = 2, strided.pad_h = strided.pad_w = 2;
+  strided.dilation_h = strided.dilation_w = 2;
+  expect_conv_matches_reference(3, 5, 19, 17, 8, 3, 3, strided, 3);
+  // A plane of 1,600 columns: several column blocks of one sample's GEMM, written into y.
+  expect_conv_matches_reference(2, 3, 40, 40, 5, 5, 5, [] {
+    ops::Conv2dParams q;
+    q.pad_h = q.pad_w = 2;
+    return q;
+  }(), 4);
+}
+
+#else
+
+TEST(PackedIm2col, NotCompiledIn) { GTEST_SKIP() << "no AVX2/AVX-512 packed GEMM in this build"; }
+
+#endif
+
+}  // namespace
+}  // namespace convkit
