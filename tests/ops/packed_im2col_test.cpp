@@ -7,6 +7,10 @@
 #include <algorithm>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <convkit/ops/conv2d.h>
 
 #include "support/reference_ops.h"
@@ -120,6 +124,36 @@ TEST(PackedIm2col, ConvolutionsMatchReference) {
     q.pad_h = q.pad_w = 2;
     return q;
   }(), 4);
+}
+
+// Above the threading threshold with several chunks, two threads take whole chunks each
+// (per-thread product buffers for chunks of several 7x7 samples): the same bits as one thread.
+TEST(PackedIm2col, ThreadsTakingWholeChunksGiveTheSameBits) {
+#ifdef _OPENMP
+  struct Case {
+    Index n, c, hw, oc;
+  };
+  ops::Conv2dParams same;
+  same.pad_h = same.pad_w = 1;
+  Rng rng = testing::seeded_rng(9);
+  for (const Case cs : {Case{4, 32, 32, 32}, Case{32, 64, 7, 64}}) {
+    const Tensor<float> x = testing::ref::uniform<float>(Shape{cs.n, cs.c, cs.hw, cs.hw}, rng);
+    const Tensor<float> weight = testing::ref::uniform<float>(Shape{cs.oc, cs.c, 3, 3}, rng);
+    const int saved = omp_get_max_threads();
+    std::vector<Tensor<float>> ys;
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      ops::Workspace<float> ws;
+      ys.push_back(ops::conv2d_forward(x, weight, static_cast<const Tensor<float>*>(nullptr), same, ws));
+    }
+    omp_set_num_threads(saved);
+    EXPECT_TRUE(std::equal(ys[0].begin(), ys[0].end(), ys[1].begin())) << "x " << x.shape();
+    EXPECT_TRUE(testing::ref::all_close(ys[1], testing::ref::conv2d_forward(x, weight, nullptr, same), 1e-4))
+        << "x " << x.shape();
+  }
+#else
+  GTEST_SKIP() << "built without OpenMP";
+#endif
 }
 
 #else
