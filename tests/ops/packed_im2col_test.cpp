@@ -126,8 +126,9 @@ TEST(PackedIm2col, ConvolutionsMatchReference) {
   }(), 4);
 }
 
-// Above the threading threshold with several chunks, two threads take whole chunks each
-// (per-thread product buffers for chunks of several 7x7 samples): the same bits as one thread.
+// Above the threading threshold with several chunks, two threads take whole chunks each in
+// the forward pass (per-thread product buffers for chunks of several 7x7 samples) and in the
+// col2im data gradient: the same bits as one thread.
 TEST(PackedIm2col, ThreadsTakingWholeChunksGiveTheSameBits) {
 #ifdef _OPENMP
   struct Case {
@@ -135,19 +136,28 @@ TEST(PackedIm2col, ThreadsTakingWholeChunksGiveTheSameBits) {
   };
   ops::Conv2dParams same;
   same.pad_h = same.pad_w = 1;
+  ops::Conv2dParams strided = same;
+  strided.stride_h = strided.stride_w = 2;
   Rng rng = testing::seeded_rng(9);
-  for (const Case cs : {Case{4, 32, 32, 32}, Case{32, 64, 7, 64}}) {
+  for (const Case cs : {Case{4, 32, 32, 32}, Case{32, 64, 7, 64}, Case{8, 64, 28, 64}}) {
     const Tensor<float> x = testing::ref::uniform<float>(Shape{cs.n, cs.c, cs.hw, cs.hw}, rng);
     const Tensor<float> weight = testing::ref::uniform<float>(Shape{cs.oc, cs.c, 3, 3}, rng);
     const int saved = omp_get_max_threads();
-    std::vector<Tensor<float>> ys;
+    const Shape y_strided{cs.n, cs.oc, (cs.hw - 1) / 2 + 1, (cs.hw - 1) / 2 + 1};
+    const Tensor<float> dy = testing::ref::uniform<float>(y_strided, rng);
+    std::vector<Tensor<float>> ys, dxs;
     for (int threads : {1, 2}) {
       omp_set_num_threads(threads);
       ops::Workspace<float> ws;
       ys.push_back(ops::conv2d_forward(x, weight, static_cast<const Tensor<float>*>(nullptr), same, ws));
+      // Strided, so by col2im, whose chunks the threads take whole too.
+      dxs.push_back(ops::conv2d_backward_data(dy, weight, x.shape(), strided, ws));
     }
     omp_set_num_threads(saved);
     EXPECT_TRUE(std::equal(ys[0].begin(), ys[0].end(), ys[1].begin())) << "x " << x.shape();
+    EXPECT_TRUE(std::equal(dxs[0].begin(), dxs[0].end(), dxs[1].begin())) << "x " << x.shape();
+    EXPECT_TRUE(testing::ref::all_close(dxs[1], testing::ref::conv2d_backward_data(dy, weight, x.shape(), strided), 1e-4))
+        << "x " << x.shape();
     EXPECT_TRUE(testing::ref::all_close(ys[1], testing::ref::conv2d_forward(x, weight, nullptr, same), 1e-4))
         << "x " << x.shape();
   }
