@@ -84,8 +84,8 @@ TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
 }
 
 // Sizes that cross every blocking boundary of the packed float GEMM (ops/packed_gemm.h):
-// partial register tiles in both directions (m = 61 and 16 end in two evenly split row
-// panels), several k-slices (k > 384), several column blocks (n > 384); on 1 and, with
+// partial register tiles in both directions (with AVX-512's 12-row panels, m = 61 and 16
+// end in two panels that share the remainder: 7 + 6 and 8 + 8), several k-slices (k > 384), several column blocks (n > 384); on 1 and, with
 // OpenMP, 2 threads (the first two products are above the threading threshold: the first
 // splits columns between the threads, the second, with few columns, rows). Each thread count
 // must give the same bits.

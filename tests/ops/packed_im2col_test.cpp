@@ -40,7 +40,7 @@ const PackCase kPackCases[] = {
   {"k3_dil2_pad3",           2,  3, 12, 40, 3, 3, 1, 1,  3,  3, 2, 2, 12, 40, 1},
   {"k5x3_crop",              1,  4, 21, 26, 5, 3, 1, 1, -1, -2, 1, 1, 15, 20, 1},
   {"k3_pad_beyond_kernel",   2,  2,  4,  5, 3, 3, 1, 1,  3,  3, 1, 1,  8,  9, 1},
-  {"k3_groups2_deep",        2, 96,  8,  8, 3, 3, 1, 1,  1,  1, 1, 1,  8,  8, 2},  // 432 rows: two k-slices
+  {"k3_groups2_deep",        2, 96,  8,  8, 3, 3, 1, 1,  1,  1, 1, 1,  8,  8, 2},  // 432 rows, more than one kKC slice
   {"k2_stride2_odd_row",     3,  3, 15, 33, 2, 2, 2, 2,  0,  0, 1, 1,  7, 16, 1},
 };
 // clang-format on
@@ -107,7 +107,7 @@ void expect_conv_matches_reference(Index n, Index c, Index h, Index w, Index oc,
 TEST(PackedIm2col, ConvolutionsMatchReference) {
   ops::Conv2dParams same;
   same.pad_h = same.pad_w = 1;
-  // 7x7 planes: chunks of 8 samples share a GEMM (20 = 7 + 7 + 6 after spreading).
+  // 7x7 planes: chunks of samples share a GEMM (AVX-512: 20 = 7 + 7 + 6 after spreading).
   expect_conv_matches_reference(20, 4, 7, 7, 6, 3, 3, same, 1);
   // Groups of 4 input and 8 output channels; the data gradient is the flipped convolution.
   ops::Conv2dParams grouped = same;
@@ -166,7 +166,31 @@ TEST(PackedIm2col, ThreadsTakingWholeChunksGiveTheSameBits) {
 #endif
 }
 
-#else
+#endif
+
+// Empty products: no input channels (y is the bias alone), and a data gradient whose flipped
+// convolution has an empty output plane (an input with no rows).
+TEST(PackedIm2col, EmptyProductsNeitherCrashNorLeaveGarbage) {
+  Rng rng = testing::seeded_rng(12);
+  ops::Workspace<float> ws;
+  ops::Conv2dParams same;
+  same.pad_h = same.pad_w = 1;
+  const Tensor<float> x(Shape{2, 0, 5, 5});
+  const Tensor<float> weight(Shape{8, 0, 3, 3});
+  const Tensor<float> bias = testing::ref::uniform<float>(Shape{8}, rng);
+  const Tensor<float> y = ops::conv2d_forward(x, weight, &bias, same, ws);
+  ASSERT_EQ(y.shape(), Shape({2, 8, 5, 5}));
+  for (Index i = 0; i < y.numel(); ++i) ASSERT_EQ(y.data()[i], bias.data()[(i / 25) % 8]) << i;
+  ops::Conv2dParams wide;
+  wide.pad_h = wide.pad_w = 20;
+  const Tensor<float> w2 = testing::ref::uniform<float>(Shape{8, 8, 3, 3}, rng);
+  const Shape in{2, 8, 0, 30};
+  const ops::ConvGeometry g = ops::conv2d_geometry(in, w2.shape(), wide);
+  const Tensor<float> dy = testing::ref::uniform<float>(Shape{2, 8, g.oh, g.ow}, rng);
+  EXPECT_EQ(ops::conv2d_backward_data(dy, w2, in, wide, ws).shape(), in);
+}
+
+#ifndef CONVKIT_PACKED_GEMM
 
 TEST(PackedIm2col, NotCompiledIn) { GTEST_SKIP() << "no AVX2/AVX-512 packed GEMM in this build"; }
 

@@ -188,7 +188,8 @@ inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const f
   const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg(), cg = g.cg();
   const Index in_sample = g.c * g.in_plane(), out_sample = g.oc * p, chunk = packed_conv_chunk(g);
   const Index chunks = (g.n + chunk - 1) / chunk;
-  const double chunk_work = static_cast<double>(ocg) * static_cast<double>(chunk * p) * static_cast<double>(k);
+  const double chunk_work =
+      static_cast<double>(ocg) * static_cast<double>(chunk * p) * static_cast<double>(k) * static_cast<double>(g.groups);
   const int threads = gemm_threads(chunk_work * static_cast<double>(chunks));
   const bool by_chunk = threads > 1 && chunks >= threads && (chunks % threads == 0 || chunks >= 4 * threads);
   const int gemm_threads_per_chunk = by_chunk ? 1 : gemm_threads(chunk_work);
@@ -219,7 +220,7 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
   const Index in_sample = g.c * g.in_plane(), out_sample = g.oc * p;
 #ifdef CONVKIT_PACKED_GEMM
   if constexpr (std::is_same_v<T, float>) {
-    if (!g.is_pointwise() && ocg >= packed::kMinPackedRows && packed::im2col_packs(g)) {
+    if (!g.is_pointwise() && ocg >= packed::kMinPackedRows && k > 0 && p > 0 && packed::im2col_packs(g)) {
       conv2d_forward_packed(x, g, w, y, ws);
       add_bias(g, b, y);
       return;

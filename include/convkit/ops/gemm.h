@@ -69,6 +69,7 @@ class SingleThreadedGemm {
 template <typename T>
 void gemm(Trans trans_a, Trans trans_b, Index m, Index n, Index k, T alpha, const T* a, Index lda,
           const T* b, Index ldb, T beta, T* c, Index ldc) {
+  if (m == 0 || n == 0) return;  // C is empty
   auto cm = detail::view(c, m, n, ldc);
   if (k == 0) {
     if (beta == T(0)) cm.setZero(); else cm *= beta;

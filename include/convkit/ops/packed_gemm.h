@@ -340,12 +340,13 @@ void block(Index m, Index k, Index r0, Index r1, Index j0, Index nc, const float
   }
 }
 
-/// The whole product, op(B) given by its packer (see block); k >= 1. With `threads` > 1
+/// The whole product, op(B) given by its packer (see block); k >= 1 (an empty C is left alone). With `threads` > 1
 /// (OpenMP), the threads pack A together, then take equal shares of the column blocks of C,
 /// or, when C has too few columns for that, equal shares of its row panels.
 template <typename PackB>
 void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a, Index lda, const PackB& pack,
                 float beta, float* c, Index ldc, int threads) {
+  if (m <= 0 || n <= 0) return;
   const Index panels = panels_of(m);
   float* ap = scratch(1, panels * kMR * k);
   Index col_blocks = (n + kNC - 1) / kNC, row_groups = 1;

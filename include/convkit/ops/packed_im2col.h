@@ -28,7 +28,7 @@ struct LaneMask {
 };
 
 template <int kStride>
-inline LaneMask lane_mask(int lo, int hi) {
+inline LaneMask lane_mask(int lo, int hi) {  // 0 <= lo < hi <= kLanes
   static_assert(kStride == 1 || kStride == 2, "unit or stride-2 loads only");
   const auto bits = [](int b, int e) { return ((std::uint32_t{1} << e) - 1u) & ~((std::uint32_t{1} << b) - 1u); };
   return LaneMask{bits(lo, hi), kStride == 2 ? bits(2 * lo, 2 * hi - 1) : 0u};
