@@ -218,9 +218,14 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
                         Workspace<T>& ws) {
   const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg(), cg = g.cg();
   const Index in_sample = g.c * g.in_plane(), out_sample = g.oc * p;
+  if (k == 0 || p == 0) {  // no input channels (x holds no data) or no output positions
+    std::fill(y, y + g.n * out_sample, T(0));
+    add_bias(g, b, y);
+    return;
+  }
 #ifdef CONVKIT_PACKED_GEMM
   if constexpr (std::is_same_v<T, float>) {
-    if (!g.is_pointwise() && ocg >= packed::kMinPackedRows && k > 0 && p > 0 && packed::im2col_packs(g)) {
+    if (!g.is_pointwise() && ocg >= packed::kMinPackedRows && packed::im2col_packs(g)) {
       conv2d_forward_packed(x, g, w, y, ws);
       add_bias(g, b, y);
       return;
