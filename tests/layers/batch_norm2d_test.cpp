@@ -12,6 +12,7 @@
 
 #include <convkit/containers/sequential.h>
 #include <convkit/layers/batch_norm2d.h>
+#include <convkit/ops/batch_norm.h>
 
 #include "support/expect.h"
 #include "support/gradcheck.h"
@@ -388,6 +389,27 @@ TEST(BatchNorm2d, OptionErrors) {
   EXPECT_TRUE(starts_with(zero, "BatchNorm2d: expected num_features >= 1, got 0")) << zero;
   EXPECT_NO_THROW(BatchNorm2d<float>(BatchNorm2dOptions(1).momentum(0)));
   EXPECT_NO_THROW(BatchNorm2d<float>(BatchNorm2dOptions(1).momentum(1)));
+}
+
+}  // namespace
+
+namespace {
+
+// The interleaved partial sums behind every channel sum: terms split over add() calls of any
+// length (partial rows of 32 carried between calls) sum to the exact total. Integers keep
+// every partial sum exact, so a lost, doubled or misplaced term shows as a wrong total.
+TEST(BatchNormSums, SplitsOverCallsOfAnyLengthSumEveryTermOnce) {
+  for (const std::vector<Index>& lengths : std::vector<std::vector<Index>>{
+           {0}, {1}, {31}, {32}, {33}, {5, 27, 1, 64, 3}, {49, 49, 49}, {7, 0, 100, 31, 32, 33}}) {
+    convkit::ops::detail::DoubleSums sums;
+    double expected = 0.0, next = 1.0;
+    for (const Index n : lengths) {
+      const double first = next;
+      sums.add(n, [first](Index i) { return (first + static_cast<double>(i)) * (first + static_cast<double>(i)); });
+      for (Index i = 0; i < n; ++i, next += 1.0) expected += next * next;
+    }
+    EXPECT_EQ(sums.total(), expected) << "lengths " << ::testing::PrintToString(lengths);
+  }
 }
 
 }  // namespace

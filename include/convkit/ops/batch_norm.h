@@ -10,7 +10,9 @@
 //   training:    dx = (γ_c / √(σ²_c + ε)) · (dy − (1/M) Σ dy − x̂ · (1/M) Σ dy · x̂)
 //   evaluation:  dx = (γ_c / √(σ²_c + ε)) · dy          (the statistics are constants)
 // Sums over a channel are accumulated in double, so float statistics of large planes stay exact
-// to float precision.
+// to float precision, in 32 interleaved partial sums (DoubleSums): a single running double sum
+// cannot be vectorised (its order is fixed) and ran at one add per 4-cycle latency, about 8%
+// of a ResNet-18 training step. The order depends only on the shape, never on the threads.
 #pragma once
 
 #include <cmath>
@@ -23,6 +25,39 @@
 namespace convkit::ops {
 
 namespace detail {
+
+/// A sum in double over a sequence of terms: term k goes to partial sum k mod kWidth, counting
+/// k across every add() call, so independent chains fill the vector units.
+class DoubleSums {
+ public:
+  static constexpr int kWidth = 32;
+
+  /// Adds term(i) for i in [0, n); term returns a double.
+  template <typename Term>
+  void add(Index n, Term term) {
+    Index i = 0;
+    for (; pos_ != 0 && i < n; ++i) {  // finish the partial row of the previous call
+      v_[pos_] += term(i);
+      pos_ = (pos_ + 1) % kWidth;
+    }
+    for (; i + kWidth <= n; i += kWidth)
+      for (int j = 0; j < kWidth; ++j) v_[j] += term(i + j);
+    for (; i < n; ++i) v_[pos_++] += term(i);
+  }
+
+  /// The sum of the partial sums, pairwise.
+  double total() const {
+    double w[kWidth];
+    for (int j = 0; j < kWidth; ++j) w[j] = v_[j];
+    for (int width = kWidth / 2; width >= 1; width /= 2)
+      for (int j = 0; j < width; ++j) w[j] += w[j + width];
+    return w[0];
+  }
+
+ private:
+  double v_[kWidth] = {};
+  int pos_ = 0;
+};
 
 template <typename T>
 void check_batch_norm_shapes(const char* op, const Shape& x, const Tensor<T>& gamma, const Tensor<T>& beta) {
@@ -74,21 +109,21 @@ Tensor<T> batch_norm_forward_train(const Tensor<T>& x, const Tensor<T>& gamma, c
   invstd = Tensor<T>(Shape{c});
   std::vector<double> mu(static_cast<std::size_t>(c)), is(static_cast<std::size_t>(c));
   convkit::detail::parallel_for(c, 2.0 * static_cast<double>(x.numel()), [&](Index ch) {
-    double sum = 0.0;
+    detail::DoubleSums sum;
     for (Index s = 0; s < n; ++s) {
       const T* xp = x.data() + (s * c + ch) * plane;
-      for (Index i = 0; i < plane; ++i) sum += static_cast<double>(xp[i]);
+      sum.add(plane, [xp](Index i) { return static_cast<double>(xp[i]); });
     }
-    const double mc = sum / static_cast<double>(m);
-    double sq = 0.0;
+    const double mc = sum.total() / static_cast<double>(m);
+    detail::DoubleSums sq;
     for (Index s = 0; s < n; ++s) {
       const T* xp = x.data() + (s * c + ch) * plane;
-      for (Index i = 0; i < plane; ++i) {
+      sq.add(plane, [xp, mc](Index i) {
         const double d = static_cast<double>(xp[i]) - mc;
-        sq += d * d;
-      }
+        return d * d;
+      });
     }
-    const double vc = sq / static_cast<double>(m);
+    const double vc = sq.total() / static_cast<double>(m);
     mu[static_cast<std::size_t>(ch)] = mc;
     is[static_cast<std::size_t>(ch)] = 1.0 / std::sqrt(vc + eps);
     mean[ch] = static_cast<T>(mc);
@@ -142,16 +177,15 @@ Tensor<T> batch_norm_backward(const Tensor<T>& grad_output, const Tensor<T>& xha
   const double m = static_cast<double>(n * plane);
   auto grad_input = Tensor<T>::uninitialized(xhat.shape());
   convkit::detail::parallel_for(c, 3.0 * static_cast<double>(xhat.numel()), [&](Index ch) {
-    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    detail::DoubleSums dy_sums, dy_xhat_sums;
     for (Index s = 0; s < n; ++s) {
       const Index off = (s * c + ch) * plane;
       const T* dy = grad_output.data() + off;
       const T* h = xhat.data() + off;
-      for (Index i = 0; i < plane; ++i) {
-        sum_dy += static_cast<double>(dy[i]);
-        sum_dy_xhat += static_cast<double>(dy[i]) * static_cast<double>(h[i]);
-      }
+      dy_sums.add(plane, [dy](Index i) { return static_cast<double>(dy[i]); });
+      dy_xhat_sums.add(plane, [dy, h](Index i) { return static_cast<double>(dy[i]) * static_cast<double>(h[i]); });
     }
+    const double sum_dy = dy_sums.total(), sum_dy_xhat = dy_xhat_sums.total();
     if (grad_beta != nullptr) (*grad_beta)[ch] += static_cast<T>(sum_dy);
     if (grad_gamma != nullptr) (*grad_gamma)[ch] += static_cast<T>(sum_dy_xhat);
     const T scale = gamma[ch] * invstd[ch];
