@@ -1,6 +1,6 @@
-// bench_models — whole-model timings: forward at batch 1, 224×224, in evaluation mode, for
-// alexnet, vgg16, googlenet, resnet18 and resnet50 (and at batch 8 for vgg16 and resnet50, the
-// pair the 2-thread speed-up is judged on); a training step (forward, softmax
+// bench_models — whole-model timings: forward at batch 1, 224×224, in evaluation mode under
+// NoGradGuard, for alexnet, vgg16, googlenet, resnet18 and resnet50 (and at batch 8 for vgg16
+// and resnet50, the pair the 2-thread speed-up is judged on); a training step (forward, softmax
 // cross-entropy, backward, SGD-momentum update) at batch 8 for resnet18 and vgg16; and the
 // LeNet-5 training step at batch 64 (32×32).
 //
@@ -42,6 +42,7 @@ void forward(benchmark::State& state, const std::string& name, Index batch) {
   const Index size = models::native_input_size(name);
   const Shape in{batch, 3, size, size};
   const Tensor<float> x = random_input(in, rng);
+  const NoGradGuard no_grad;  // inference, as PyTorch's side runs under torch.no_grad()
   for (int i = 0; i < kWarmUp; ++i) net.forward(x);
   for (auto _ : state) {
     Tensor<float> y = net.forward(x);

@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
                 static_cast<long long>(classes));
 
     int failures = 0;
+    const NoGradGuard no_grad;  // inference only: the layers keep nothing for backward
     for (const std::string& path : images) {
       try {
         const Tensor<float> logits = model.forward(load_image(path, !no_invert, mean, stddev));

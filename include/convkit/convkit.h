@@ -8,6 +8,7 @@
 #include "convkit/containers/summary.h"
 #include "convkit/core/anomaly.h"
 #include "convkit/core/error.h"
+#include "convkit/core/grad_mode.h"
 #include "convkit/core/parameter.h"
 #include "convkit/core/rng.h"
 #include "convkit/core/shape.h"

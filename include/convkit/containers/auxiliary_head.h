@@ -97,10 +97,12 @@ class AuxiliaryHead : public Layer<T> {
 
  protected:
   Tensor<T> do_forward(const Tensor<T>& input) override {
-    has_output_ = this->is_training();
-    has_output_grad_ = false;
-    if (has_output_) output_ = head_->forward(input);
+    run_head(input);
     return input;
+  }
+  Tensor<T> do_forward_owned(Tensor<T>&& input) override {
+    run_head(input);
+    return std::move(input);  // passed on without a copy
   }
 
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
@@ -115,6 +117,12 @@ class AuxiliaryHead : public Layer<T> {
   }
 
  private:
+  void run_head(const Tensor<T>& input) {
+    has_output_ = this->is_training();
+    has_output_grad_ = false;
+    if (has_output_) output_ = head_->forward(input);
+  }
+
   std::unique_ptr<Layer<T>> head_;
   double loss_weight_;
   Tensor<T> output_;

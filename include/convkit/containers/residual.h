@@ -147,8 +147,15 @@ class Residual : public Layer<T> {
     } else {
       add_to(h, input);
     }
-    if (!activation_) return h;
-    return detail::with_child_path("activation", [&] { return activation_->forward(h); });
+    return activate(std::move(h));
+  }
+  // With a projection the input is read by the shortcut first, then given to the body.
+  Tensor<T> do_forward_owned(Tensor<T>&& input) override {
+    if (!shortcut_) return do_forward(input);
+    const Tensor<T> s = detail::with_child_path(shortcut_name_, [&] { return shortcut_->forward(input); });
+    Tensor<T> h = body_.forward(std::move(input));
+    add_to(h, s);
+    return activate(std::move(h));
   }
 
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
@@ -164,6 +171,11 @@ class Residual : public Layer<T> {
   }
 
  private:
+  Tensor<T> activate(Tensor<T>&& h) {
+    if (!activation_) return std::move(h);
+    return detail::with_child_path("activation", [&] { return activation_->forward(std::move(h)); });
+  }
+
   /// dst += src, elementwise (same number of elements).
   static void add_to(Tensor<T>& dst, const Tensor<T>& src) {
     T* d = dst.data();

@@ -119,20 +119,31 @@ class Sequential : public Layer<T> {
   }
 
  protected:
+  // The first child reads the input; every later one takes over its predecessor's output
+  // (Layer::forward(Tensor&&)), so a layer that keeps its input needs no copy of it.
   Tensor<T> do_forward(const Tensor<T>& input) override {
-    Tensor<T> h = input;
-    for (auto& c : children_) h = detail::with_child_path(c.first, [&] { return c.second->forward(h); });
-    return h;
+    if (children_.empty()) return input;
+    Tensor<T> h = detail::with_child_path(children_[0].first, [&] { return children_[0].second->forward(input); });
+    return forward_from(1, std::move(h));
   }
+  Tensor<T> do_forward_owned(Tensor<T>&& input) override { return forward_from(0, std::move(input)); }
 
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
-    Tensor<T> g = grad_output;
-    for (auto it = children_.rbegin(); it != children_.rend(); ++it)
+    if (children_.empty()) return grad_output;
+    auto it = children_.rbegin();
+    Tensor<T> g = detail::with_child_path(it->first, [&] { return it->second->backward(grad_output); });
+    for (++it; it != children_.rend(); ++it)
       g = detail::with_child_path(it->first, [&] { return it->second->backward(g); });
     return g;
   }
 
  private:
+  Tensor<T> forward_from(std::size_t first, Tensor<T>&& h) {
+    for (std::size_t i = first; i < children_.size(); ++i)
+      h = detail::with_child_path(children_[i].first, [&] { return children_[i].second->forward(std::move(h)); });
+    return std::move(h);
+  }
+
   std::size_t checked(Index i) const {
     CONVKIT_CHECK(i >= 0 && i < size(), ValueError,
                   "Sequential: index " << i << " is out of range for " << size() << " children");

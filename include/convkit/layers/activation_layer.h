@@ -1,7 +1,9 @@
 // convkit/layers/activation_layer.h — the shared body of the elementwise activation layers.
 //
 // An activation keeps what its backward formula needs (the output y or the input x) and
-// calls the forward/backward pair of ops/activation.h. ReLU, Sigmoid, Tanh and SoftSign
+// calls the forward/backward pair of ops/activation.h. One that keeps x takes over an input
+// its caller gives up (Layer::forward(Tensor&&)) rather than copying it; one that keeps y
+// copies it (the caller gets y too). ReLU, Sigmoid, Tanh and SoftSign
 // are this class with their own ops and name.
 #pragma once
 
@@ -22,12 +24,21 @@ class ActivationLayer : public Layer<T> {
 
  protected:
   Tensor<T> do_forward(const Tensor<T>& input) override {
+    if (!grad_enabled()) {  // inference: keep nothing (core/grad_mode.h)
+      saved_ = Tensor<T>();
+      return Forward(input);
+    }
     if (kKeep == Keep::kInput) {
       saved_ = input;
       return Forward(input);
     }
     saved_ = Forward(input);
     return saved_;
+  }
+  Tensor<T> do_forward_owned(Tensor<T>&& input) override {
+    if (kKeep == Keep::kOutput || !grad_enabled()) return do_forward(input);
+    saved_ = std::move(input);  // kept without a copy
+    return Forward(saved_);
   }
   Tensor<T> do_backward(const Tensor<T>& grad_output) override { return Backward(grad_output, saved_); }
 

@@ -106,8 +106,9 @@ class BatchNorm2d : public Layer<T> {
       invstd_ = Tensor<T>::uninitialized(Shape{o_.num_features()});
       for (Index c = 0; c < o_.num_features(); ++c)
         invstd_[c] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var_.value[c]) + o_.eps()));
+      if (!grad_enabled()) xhat_ = Tensor<T>();  // inference: no x̂ (core/grad_mode.h)
       return ops::batch_norm_forward_eval(input, weight_.value, bias_.value, running_mean_.value, running_var_.value,
-                                          o_.eps(), &xhat_);
+                                          o_.eps(), grad_enabled() ? &xhat_ : nullptr);
     }
     CONVKIT_CHECK(input.numel() >= 2 * o_.num_features(), ShapeError,
                   describe() << ": expected more than one value per channel in training mode, got input "

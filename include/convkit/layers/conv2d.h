@@ -133,8 +133,14 @@ class Conv2d : public Layer<T> {
 
  protected:
   Tensor<T> do_forward(const Tensor<T>& input) override {
-    input_ = input;
+    input_ = grad_enabled() ? input : Tensor<T>();  // backward's copy, none for inference
     return ops::conv2d_forward(input, weight_.value, o_.bias() ? &bias_.value : nullptr, o_.params(), ws_);
+  }
+
+  Tensor<T> do_forward_owned(Tensor<T>&& input) override {
+    if (!grad_enabled()) return do_forward(input);
+    input_ = std::move(input);  // kept for backward without a copy
+    return ops::conv2d_forward(input_, weight_.value, o_.bias() ? &bias_.value : nullptr, o_.params(), ws_);
   }
 
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {

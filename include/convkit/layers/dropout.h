@@ -59,6 +59,11 @@ class Dropout : public Layer<T> {
     for (T& m : mask_) m = rng_.bernoulli(o_.p()) ? T(0) : scale;
     return ops::dropout_forward(input, mask_);
   }
+  Tensor<T> do_forward_owned(Tensor<T>&& input) override {
+    if (this->is_training() && o_.p() > 0.0) return do_forward(input);
+    active_ = false;
+    return std::move(input);  // the identity, without a copy
+  }
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
     if (!active_) return grad_output;
     return ops::dropout_backward(grad_output, mask_);

@@ -23,6 +23,10 @@ class Flatten : public Layer<T> {
     input_shape_ = input.shape();
     return input.reshaped(output_shape(input.shape()));
   }
+  Tensor<T> do_forward_owned(Tensor<T>&& input) override {
+    input_shape_ = input.shape();
+    return std::move(input).reshaped(output_shape(input_shape_));  // no copy
+  }
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
     return grad_output.reshaped(input_shape_);
   }

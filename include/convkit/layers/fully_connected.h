@@ -92,8 +92,13 @@ class FullyConnected : public Layer<T> {
 
  protected:
   Tensor<T> do_forward(const Tensor<T>& input) override {
-    input_ = input;
+    input_ = grad_enabled() ? input : Tensor<T>();  // backward's copy, none for inference
     return ops::linear_forward(input, weight_.value, o_.bias() ? &bias_.value : nullptr);
+  }
+  Tensor<T> do_forward_owned(Tensor<T>&& input) override {
+    if (!grad_enabled()) return do_forward(input);
+    input_ = std::move(input);  // kept for backward without a copy
+    return ops::linear_forward(input_, weight_.value, o_.bias() ? &bias_.value : nullptr);
   }
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
     ops::linear_backward_weight(input_, grad_output, weight_.ensure_grad(), o_.bias() ? &bias_.ensure_grad() : nullptr);

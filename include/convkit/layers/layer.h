@@ -13,6 +13,7 @@
 
 #include "convkit/core/anomaly.h"
 #include "convkit/core/error.h"
+#include "convkit/core/grad_mode.h"
 #include "convkit/core/parameter.h"
 #include "convkit/core/rng.h"
 #include "convkit/core/tensor.h"
@@ -51,17 +52,29 @@ class Layer {
     Tensor<T> y = do_forward(input);
     CONVKIT_ASSERT(y.shape() == out);
     if (detect_anomaly()) detail::check_finite(y, describe(), "forward", "its output", input, "input");
-    last_output_shape_ = out;
-    has_forward_ = true;
-    return y;
+    return finish_forward(std::move(y), out);
+  }
+
+  /// The same for an input the caller gives up (a temporary, or std::move(x); x is then
+  /// empty or unspecified): a layer that keeps its input for backward (Conv2d,
+  /// FullyConnected, ReLU) takes it over instead of copying it, and containers pass each
+  /// intermediate result on this way.
+  Tensor<T> forward(Tensor<T>&& input) {
+    if (detect_anomaly()) return forward(static_cast<const Tensor<T>&>(input));  // its message shows the input
+    const Shape out = output_shape(input.shape());
+    Tensor<T> y = do_forward_owned(std::move(input));
+    CONVKIT_ASSERT(y.shape() == out);
+    return finish_forward(std::move(y), out);
   }
 
   /// Gradient with respect to the last forward's input; adds the parameter gradients.
   /// Returns an empty tensor when set_needs_input_grad(false) was called.
-  /// @throws StateError before any forward; ShapeError if grad_output's shape differs from
+  /// @throws StateError before any forward or after one under NoGradGuard; ShapeError if grad_output's shape differs from
   /// the last output's.
   Tensor<T> backward(const Tensor<T>& grad_output) {
     CONVKIT_CHECK(has_forward_, StateError, describe() << ": backward called before forward");
+    CONVKIT_CHECK(forward_kept_, StateError,
+                  describe() << ": backward called after a forward under NoGradGuard, which keeps nothing for backward");
     CONVKIT_CHECK(grad_output.shape() == last_output_shape_, ShapeError,
                   describe() << ": expected grad_output " << last_output_shape_
                              << " (the last forward's output), got " << grad_output.shape());
@@ -153,6 +166,9 @@ class Layer {
 
  protected:
   virtual Tensor<T> do_forward(const Tensor<T>& input) = 0;
+  /// do_forward for an input this layer may keep or overwrite; do_forward(input) unless a
+  /// layer saves a copy by taking it over.
+  virtual Tensor<T> do_forward_owned(Tensor<T>&& input) { return do_forward(input); }
   virtual Tensor<T> do_backward(const Tensor<T>& grad_output) = 0;
 
   /// Helper for collect_parameters: appends `p` under `prefix + p.name`.
@@ -161,6 +177,13 @@ class Layer {
   }
 
  private:
+  Tensor<T> finish_forward(Tensor<T>&& y, const Shape& out) {
+    last_output_shape_ = out;
+    has_forward_ = true;
+    forward_kept_ = grad_enabled();
+    return std::move(y);
+  }
+
   /// Anomaly detection after backward: the input gradient, then each parameter gradient.
   void check_backward(const Tensor<T>& grad_input, const Tensor<T>& grad_output) {
     if (needs_input_grad_ && grad_input.numel() > 0)
@@ -192,6 +215,7 @@ class Layer {
   bool training_ = true;
   bool needs_input_grad_ = true;
   bool has_forward_ = false;
+  bool forward_kept_ = false;  // the last forward ran with grad_enabled()
   Shape last_output_shape_;
 };
 

@@ -49,6 +49,11 @@ class LRN : public Layer<T> {
 
  protected:
   Tensor<T> do_forward(const Tensor<T>& input) override {
+    if (!grad_enabled()) {  // inference: keep nothing (core/grad_mode.h)
+      input_ = output_ = scale_ = Tensor<T>();
+      Tensor<T> scale;
+      return ops::lrn_forward(input, o_.params(), scale);
+    }
     input_ = input;
     output_ = ops::lrn_forward(input, o_.params(), scale_);
     return output_;

@@ -1,6 +1,7 @@
 // convkit/layers/relu.h — ReLU, elementwise on any shape:
 //   y = max(x, 0),  dx = dy·[x > 0]
-// Math in ops/activation.h.
+// Math in ops/activation.h. Backward needs only where x > 0, which x and y tell alike: ReLU
+// keeps x, so a container's intermediate result is kept without a copy.
 #pragma once
 
 #include <string>
@@ -10,7 +11,7 @@
 namespace convkit {
 
 template <typename T>
-class ReLU : public detail::ActivationLayer<T, ops::relu_forward<T>, ops::relu_backward<T>, detail::Keep::kOutput> {
+class ReLU : public detail::ActivationLayer<T, ops::relu_forward<T>, ops::relu_backward<T>, detail::Keep::kInput> {
  public:
   std::string describe() const override { return "ReLU"; }
 };

@@ -61,10 +61,10 @@ Tensor<T> relu_forward(const Tensor<T>& x) {
   // -0 into +0 and leaves every other value as it is.
   return detail::map_unary(x, [](T v) { return (v < T(0) ? T(0) : v) + T(0); });
 }
-/// `output` is the forward's y: y > 0 exactly where x > 0.
+/// `kept` is the forward's y or its x: y > 0 exactly where x > 0 (both false for NaN).
 template <typename T>
-Tensor<T> relu_backward(const Tensor<T>& grad_output, const Tensor<T>& output) {
-  return detail::map_binary("relu_backward", grad_output, output,
+Tensor<T> relu_backward(const Tensor<T>& grad_output, const Tensor<T>& kept) {
+  return detail::map_binary("relu_backward", grad_output, kept,
                             [](T g, T y) { return y <= T(0) ? T(0) : g; });
 }
 

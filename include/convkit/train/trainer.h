@@ -105,6 +105,7 @@ std::pair<double, ConfusionMatrix> evaluate_range(Layer<T>& model, const data::D
   CONVKIT_CHECK(batch_size >= 1, ValueError, "evaluate: expected batch_size >= 1, got " << batch_size);
   const bool was_training = model.is_training();
   model.eval();
+  const NoGradGuard no_grad;  // nothing is kept for a backward pass
   SoftmaxCrossEntropy<T> loss;
   ConfusionMatrix confusion(data.num_classes);
   Tensor<T> x;
