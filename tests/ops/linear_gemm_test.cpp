@@ -84,11 +84,13 @@ TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
 }
 
 // Sizes that cross every blocking boundary of the packed float GEMM (ops/packed_gemm.h):
-// partial register tiles in both directions (with AVX-512's 12-row panels, m = 61 and 16
-// end in two panels that share the remainder: 7 + 6 and 8 + 8), several k-slices (k > 384), several column blocks (n > 384); on 1 and, with
-// OpenMP, 2 threads (the first two products are above the threading threshold: the first
-// splits columns between the threads, the second, with few columns, rows). Each thread count
-// must give the same bits.
+// partial register tiles in both directions (with AVX-512's 12-row panels, m = 61, 613 and
+// 16 end in two panels that share the remainder: 7 + 6, 7 + 6 and 8 + 8), several k-slices
+// (k > 256), one column block (A packed panel by panel as it is used) and several (A packed
+// first); on 1 and, with OpenMP, 2 threads (the first three products are above the threading
+// threshold: the first, wider than tall, splits columns between the threads; the second and
+// third, not, split row panels, the third over two column blocks). Each thread count must
+// give the same bits.
 TYPED_TEST(Gemm, LargeOddSizesAcrossBlocksAndThreads) {
   using T = TypeParam;
   struct Size {
@@ -96,7 +98,7 @@ TYPED_TEST(Gemm, LargeOddSizesAcrossBlocksAndThreads) {
   };
   const Index pad = 5;
   Rng rng = testing::seeded_rng(82);
-  for (const Size size : {Size{61, 421, 797}, Size{1103, 37, 501}, Size{16, 77, 390}})
+  for (const Size size : {Size{61, 421, 797}, Size{1103, 37, 501}, Size{613, 421, 300}, Size{16, 77, 390}})
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (double beta : {0.0, -0.5}) {

@@ -4,18 +4,24 @@
 //   C (m, n) = alpha · op(A) · op(B) + beta · C          row-major, as ops::gemm
 //
 // The scheme is the classic one of GotoBLAS and BLIS, laid out for row-major C:
-//   - A is packed once, alpha folded in, into panels of kMR rows: for each block of kKC
-//     columns of op(A), panel r holds op(A)[start_r + i][p] at [p][i] (its kMR rows, or a
-//     few fewer for the last two, see panel_start; the rest 0).
-//   - The columns of C are cut into blocks of at most kNC; each block is one task (one
-//     OpenMP thread each when the product is large). Per block and per kKC slice of k,
-//     op(B) is packed into panels of kNR columns, [p][j] (columns past n are 0): the slice
-//     (kKC x kNC floats, 576 KiB for AVX-512) stays in L2 while every A panel passes over it.
+//   - A is packed, alpha folded in, into panels of kMR rows: for each block of kKC columns
+//     of op(A), panel r holds op(A)[start_r + i][p] at [p][i] (its kMR rows, or a few fewer
+//     for the last two, see panel_start; the rest 0). With several column blocks all of A
+//     is packed first and shared; with one, each panel is packed just before its only use
+//     into a buffer that stays in L1 (PanelA).
+//   - The columns of C are cut into blocks of at most kNC. On several threads, a product
+//     with more columns than rows (and at least two kNR panels per thread) gives each thread
+//     whole column blocks; any other gives each thread a share of A's row panels, so that
+//     no thread reads all of A (the weights, in a convolution with fewer output positions
+//     than channels: ResNet-50 at batch 1, 2 threads, 38.8 -> 35.0 ms). Per block and per
+//     kKC slice of k, op(B) is packed into panels of kNR columns, [p][j] (columns past n are
+//     0): the slice (kKC x kNC floats, 576 KiB for AVX-512) stays in L2 while every A panel
+//     passes over it.
 //   - The micro-kernel keeps a kMR x kNR tile of C in registers (kMR·kNR/lanes vector
 //     accumulators: 24 of the 32 zmm registers), and per step of k loads kNR/lanes vectors of
 //     B and broadcasts kMR scalars of A: the A panel (kMR x kKC, 18 KiB) stays in L1.
 // Each element of C is summed over k in the same order whatever the number of threads
-// (threads split columns, never k), so results do not depend on the thread count.
+// (threads split columns or rows, never k), so results do not depend on the thread count.
 #pragma once
 
 #if defined(__GNUC__) && (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))) && \
@@ -236,38 +242,65 @@ inline void run_kernel(int rows, Index kc, const float* a, const float* b, float
     Table::fns[rows](kc, a, b, c, ldc, cols, accumulate);
 }
 
-/// Packs panels [r0, r1) of op(A) (m x k; transposed: stored k x m), times alpha, for all
-/// k-slices: slice s (columns [p0, p0 + kc), p0 = s·kKC) starts at p0·P·kMR for P panels, and
-/// holds panel r at r·kc·kMR, [p][i] = alpha · op(A)[panel_start(m, r) + i][p0 + p] (rows past
-/// the panel's: 0).
+/// Packs panel r of op(A) (m x k; transposed: stored k x m), times alpha, for the k-slice
+/// [p0, p0 + kc) into out (kc x kMR): [p][i] = alpha · op(A)[panel_start(m, r) + i][p0 + p]
+/// (rows past the panel's: 0).
+inline void pack_a_panel(bool trans, Index m, float alpha, const float* a, Index lda, Index r, Index p0, Index kc,
+                         float* out) {
+  const Index i0 = panel_start(m, r), rows = panel_rows(m, r);
+  if (trans) {  // op(A)[i][p] = a[p·lda + i]: row p of storage holds the panel's values
+    for (Index p = 0; p < kc; ++p) {
+      const float* src = a + (p0 + p) * lda + i0;
+      float* o = out + p * kMR;
+      for (Index i = 0; i < rows; ++i) o[i] = alpha * src[i];
+      for (Index i = rows; i < kMR; ++i) o[i] = 0.0f;
+    }
+    return;
+  }
+  // op(A)[i][p] = a[i·lda + p]: transposed kLanes-column blocks, then the rest
+  const float* src = a + i0 * lda + p0;
+  Index p = 0;
+  for (; p + kLanes <= kc; p += kLanes)
+    transpose_block(src + p, lda, static_cast<int>(rows), alpha, out + p * kMR, kMR, kMR);
+  for (; p < kc; ++p) {
+    for (Index i = 0; i < rows; ++i) out[p * kMR + i] = alpha * src[i * lda + p];
+    for (Index i = rows; i < kMR; ++i) out[p * kMR + i] = 0.0f;
+  }
+}
+
+/// Packs panels [r0, r1) of op(A) for all k-slices: slice s (columns [p0, p0 + kc),
+/// p0 = s·kKC) starts at p0·P·kMR for P panels and holds panel r at r·kc·kMR (pack_a_panel).
 inline void pack_a(bool trans, Index m, Index k, float alpha, const float* a, Index lda, Index r0, Index r1,
                    float* dst) {
   const Index panels = panels_of(m);
   for (Index p0 = 0; p0 < k; p0 += kKC) {
     const Index kc = std::min(kKC, k - p0);
-    for (Index r = r0; r < r1; ++r) {
-      const Index i0 = panel_start(m, r), rows = panel_rows(m, r);
-      float* out = dst + p0 * panels * kMR + r * kc * kMR;
-      if (trans) {  // op(A)[i][p] = a[p·lda + i]: row p of storage holds the panel's values
-        for (Index p = 0; p < kc; ++p) {
-          const float* src = a + (p0 + p) * lda + i0;
-          float* o = out + p * kMR;
-          for (Index i = 0; i < rows; ++i) o[i] = alpha * src[i];
-          for (Index i = rows; i < kMR; ++i) o[i] = 0.0f;
-        }
-      } else {  // op(A)[i][p] = a[i·lda + p]: transposed kLanes-column blocks, then the rest
-        const float* src = a + i0 * lda + p0;
-        Index p = 0;
-        for (; p + kLanes <= kc; p += kLanes)
-          transpose_block(src + p, lda, static_cast<int>(rows), alpha, out + p * kMR, kMR, kMR);
-        for (; p < kc; ++p) {
-          for (Index i = 0; i < rows; ++i) out[p * kMR + i] = alpha * src[i * lda + p];
-          for (Index i = rows; i < kMR; ++i) out[p * kMR + i] = 0.0f;
-        }
-      }
-    }
+    for (Index r = r0; r < r1; ++r) pack_a_panel(trans, m, alpha, a, lda, r, p0, kc, dst + p0 * panels * kMR + r * kc * kMR);
   }
 }
+
+/// A panels packed by pack_a beforehand, for products whose column blocks share them.
+struct PackedA {
+  const float* ap;
+  Index panels;
+  const float* operator()(Index r, Index p0, Index kc) const { return ap + p0 * panels * kMR + r * kc * kMR; }
+};
+
+/// A panels packed as they are needed, into a per-thread buffer that stays in L1, for
+/// products with one column block: there each panel is used once, and packing all of A
+/// first (a weight matrix of up to 9 MiB at batch 1) sent it through memory twice more.
+struct PanelA {
+  bool trans;
+  Index m;
+  float alpha;
+  const float* a;
+  Index lda;
+  float* buf;  // kKC x kMR floats
+  const float* operator()(Index r, Index p0, Index kc) const {
+    pack_a_panel(trans, m, alpha, a, lda, r, p0, kc, buf);
+    return buf;
+  }
+};
 
 /// Packs op(B)[p0 : p0+kc, j0 : j0+nc] into panels of kNR columns, [panel][p][j].
 inline void pack_b(bool trans, Index p0, Index kc, Index j0, Index nc, const float* b, Index ldb,
@@ -315,11 +348,11 @@ struct MatrixB {
 };
 
 /// The rows of panels [r0, r1) of C[:, j0 : j0+nc]: beta applied, then every k-slice added.
+/// a_panel(r, p0, kc) gives panel r of the k-slice at p0 (PackedA or PanelA);
 /// pack(p0, kc, j0, nc, dst) writes op(B)[p0 : p0+kc, j0 : j0+nc] in pack_b's panel layout.
-template <typename PackB>
-void block(Index m, Index k, Index r0, Index r1, Index j0, Index nc, const float* ap, const PackB& pack,
+template <typename APanels, typename PackB>
+void block(Index m, Index k, Index r0, Index r1, Index j0, Index nc, const APanels& a_panel, const PackB& pack,
            float beta, float* c, Index ldc) {
-  const Index panels = panels_of(m);
   if (beta != 0.0f && beta != 1.0f)
     for (Index i = panel_start(m, r0); i < panel_start(m, r1); ++i)
       for (Index j = 0; j < nc; ++j) c[i * ldc + j0 + j] *= beta;
@@ -328,40 +361,52 @@ void block(Index m, Index k, Index r0, Index r1, Index j0, Index nc, const float
     const Index kc = std::min(kKC, k - p0);
     pack(p0, kc, j0, nc, bp);
     const bool accumulate = p0 > 0 || beta != 0.0f;
-    const float* a_slice = ap + p0 * panels * kMR;
     for (Index r = r0; r < r1; ++r) {
       const int rows = static_cast<int>(panel_rows(m, r));
-      const float* a_panel = a_slice + r * kc * kMR;
+      const float* ar = a_panel(r, p0, kc);
       float* c_row = c + panel_start(m, r) * ldc + j0;
       for (Index jp = 0; jp < nc; jp += kNR)
-        run_kernel(rows, kc, a_panel, bp + jp * kc, c_row + jp, ldc,
+        run_kernel(rows, kc, ar, bp + jp * kc, c_row + jp, ldc,
                    static_cast<int>(std::min<Index>(kNR, nc - jp)), accumulate);
     }
   }
 }
 
-/// The whole product, op(B) given by its packer (see block); k >= 1 (an empty C is left alone). With `threads` > 1
-/// (OpenMP), the threads pack A together, then take equal shares of the column blocks of C,
-/// or, when C has too few columns for that, equal shares of its row panels.
+/// The whole product, op(B) given by its packer (see block); k >= 1 (an empty C is left alone).
+/// With `threads` > 1 (OpenMP), the threads take equal shares of the column blocks of C when
+/// it has more columns than rows and enough for two kNR panels each, else equal shares of its
+/// row panels; when A is packed first, they pack it together.
 template <typename PackB>
 void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a, Index lda, const PackB& pack,
                 float beta, float* c, Index ldc, int threads) {
   if (m <= 0 || n <= 0) return;
   const Index panels = panels_of(m);
-  float* ap = scratch(1, panels * kMR * k);
   Index col_blocks = (n + kNC - 1) / kNC, row_groups = 1;
-  if (threads > 1) {
-    if (n >= 2 * threads * kNR)
+  if (threads > 1) {  // split the columns when C is wide, else the row panels (see the top)
+    if (n >= 2 * threads * kNR && m < n)
       col_blocks = (col_blocks + threads - 1) / threads * threads;
     else
       row_groups = std::min<Index>(threads, panels);
   }
   const Index nc = ((n + col_blocks - 1) / col_blocks + kNR - 1) / kNR * kNR;
   col_blocks = (n + nc - 1) / nc;
+  if (col_blocks == 1) {  // each A panel is used once: packed as it is needed (PanelA)
+    auto task = [&](Index rg) {
+      const PanelA a_panel{ta, m, alpha, a, lda, scratch(1, kKC * kMR)};
+      block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, 0, n, a_panel, pack, beta, c, ldc);
+    };
+    if (threads > 1 && row_groups > 1)
+      convkit::detail::parallel_for_on(threads, row_groups, task);
+    else
+      for (Index rg = 0; rg < row_groups; ++rg) task(rg);
+    return;
+  }
+  float* ap = scratch(1, panels * kMR * k);
+  const PackedA packed{ap, panels};
   const Index tasks = col_blocks * row_groups;
   auto task = [&](Index t) {
     const Index jb = t / row_groups, rg = t % row_groups;
-    block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, jb * nc, std::min(nc, n - jb * nc), ap,
+    block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, jb * nc, std::min(nc, n - jb * nc), packed,
           pack, beta, c, ldc);
   };
   if (threads > 1 && tasks > 1) {  // the threads pack A together, then share the tasks
