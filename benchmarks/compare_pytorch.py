@@ -9,7 +9,10 @@ For each round and thread count it runs convkit_bench_models (Google Benchmark, 
 then the same work in PyTorch (torchvision's models, eval mode under no_grad for forward;
 SGD-momentum training steps), and prints the median of the rounds with the ratio
 PyTorch time / convkit time (> 1: convkit is faster). Needs Debian's python3-torch and
-python3-torchvision; run with /usr/bin/python3. PyTorch's own threads are pinned with
+python3-torchvision, and OpenBLAS (libopenblas0-pthread) for PyTorch's BLAS: without it
+Debian gives PyTorch the reference BLAS, and PyTorch ran 1.5-2x slower here (it warns); run
+with /usr/bin/python3. PyTorch runs with glibc's malloc told to keep freed memory
+(KEEP_FREED_MEMORY; --plain-malloc for the defaults), as convkit's allocator does. PyTorch's own threads are pinned with
 torch.set_num_threads and OMP/OpenBLAS variables, as ../shared/bench/pytorch_reference.py does.
 
 With --conv it runs convkit_bench_conv2d on benchdnn shape files (e.g.
@@ -27,6 +30,8 @@ ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--filter", default=".", help="regex on benchmark names (forward_b1/resnet18, train_b8/vgg16, ...)")
 ap.add_argument("--seconds", type=float, default=1.0, help="timed seconds per PyTorch figure and round")
 ap.add_argument("--markdown", action="store_true")
+ap.add_argument("--plain-malloc", action="store_true",
+                help="run PyTorch with glibc's default malloc settings (see KEEP_FREED_MEMORY)")
 ap.add_argument("--conv", nargs="+", metavar="SHAPE_FILE", help="benchdnn conv shape files: compare conv2d passes")
 ap.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes for --conv")
 ap.add_argument("--min-time", type=float, default=0.2, help="Google Benchmark min time per conv benchmark (s)")
@@ -154,8 +159,19 @@ def run_convkit(threads):
     return times, res["context"]
 
 
+# PyTorch allocates every activation afresh, and glibc hands large freed blocks back to the
+# system (munmap, heap trimming), so each pass page-faults its activations in again; on this
+# project's VM that made a VGG 3x3/256 conv at 56x56 take 43 ms instead of 17 (oneDNN's
+# reorders of fresh memory). convkit keeps freed blocks for reuse (core/allocator.h); PyTorch's
+# side gets the same through glibc's tunables, as a PyTorch user would through jemalloc.
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 40),
+                     "MALLOC_TOP_PAD_": str(1 << 28)}
+
+
 def run_torch(threads):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    if not args.plain_malloc:
+        env.update(KEEP_FREED_MEMORY)
     child, seconds = (CONV_CHILD, args.min_time) if args.conv else (TORCH_CHILD, args.seconds)
     cmd = [sys.executable, "-c", child, str(threads), str(seconds), json.dumps(WORK)]
     res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout)
@@ -187,7 +203,16 @@ except OSError:
 flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
 isa = "AVX-512" if " avx512f" in flags else ("AVX2" if " avx2" in flags else "SSE")
 print(f"machine: {cpu}, {os.cpu_count()} cores, {isa}; {platform.platform()}")
-print(f"convkit: {args.bench} (Eigen SIMD {context.get('eigen_simd', '?')}); PyTorch {torch_version}")
+# PyTorch's linear layers (and any convolution oneDNN does not take) run on the system BLAS:
+# Debian's python3-torch is content with the reference BLAS (libblas3), several times slower
+# than OpenBLAS (libopenblas0-pthread), so the table names the one in use.
+blas = os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")
+if "openblas" not in blas:
+    print(f"compare_pytorch.py: warning: PyTorch's BLAS is {blas}, not OpenBLAS: install libopenblas0-pthread "
+          "for a fair comparison", file=sys.stderr)
+print(f"convkit: {args.bench} (Eigen SIMD {context.get('eigen_simd', '?')}); PyTorch {torch_version}, BLAS {blas}")
+print("PyTorch's malloc: " + ("glibc defaults" if args.plain_malloc else
+      "freed memory kept (" + " ".join(f"{k}={v}" for k, v in KEEP_FREED_MEMORY.items()) + ")"))
 print(f"medians of {args.rounds} interleaved rounds; times in ms; ratio = PyTorch / convkit (> 1: convkit faster)")
 cols = ("convkit", "PyTorch", "ratio") + (("convkit GFLOP/s", "PyTorch GFLOP/s") if args.conv else ())
 head = ["work"] + [f"{c} {t}T" for t in args.threads for c in cols]
