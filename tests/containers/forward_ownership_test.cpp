@@ -4,6 +4,7 @@
 // and for the containers that pass results on.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -48,8 +49,10 @@ void expect_same(const Tensor<double>& a, const Tensor<double>& b, const std::st
 
 /// Two layers from one seed: one runs forward(x), the other forward(std::move(copy of x));
 /// outputs, input gradients and parameter gradients must agree bit for bit, twice in a row
-/// (the second forward replaces what the first kept), and x must be left as it was.
-void check_same_both_ways(const std::string& name, const Factory& make, const Shape& in, bool training) {
+/// (the second forward replaces what the first kept), and x must be left as it was. A layer
+/// that `takes_over` its input must have left the given-up tensor empty (no copy was made).
+void check_same_both_ways(const std::string& name, const Factory& make, const Shape& in, bool training,
+                          bool takes_over = false) {
   SCOPED_TRACE(name + (training ? ", training" : ", evaluation"));
   Rng rng_a(11), rng_b(11), data(12);
   auto a = make(rng_a), b = make(rng_b);
@@ -62,6 +65,9 @@ void check_same_both_ways(const std::string& name, const Factory& make, const Sh
     Tensor<double> given = x;
     const Tensor<double> yb = b->forward(std::move(given));
     expect_same(x, x_before, "the const& input");
+    if (takes_over) {
+      EXPECT_EQ(given.numel(), 0) << "the given-up input was copied, not taken over";
+    }
     expect_same(yb, ya, "output");
     const Tensor<double> g = random_normal(ya.shape(), data);
     expect_same(b->backward(g), a->backward(g), "input gradient");
@@ -125,8 +131,11 @@ TEST(ForwardOwnership, EveryLayerGivesTheSameResultsForAGivenUpInput) {
        }},
       {"Sequential, empty", [](Rng&) { return std::make_unique<Sequential<double>>(); }},
   };
+  const std::vector<std::string> taking_over = {"Conv2d", "FullyConnected", "ReLU", "Flatten"};
   for (const auto& [name, make] : layers)
-    for (const bool training : {true, false}) check_same_both_ways(name, make, Shape{2, 3, 5, 5}, training);
+    for (const bool training : {true, false})
+      check_same_both_ways(name, make, Shape{2, 3, 5, 5}, training,
+                           std::find(taking_over.begin(), taking_over.end(), name) != taking_over.end());
 }
 
 TEST(ForwardOwnership, UnderAnomalyDetectionToo) {

@@ -397,7 +397,7 @@ namespace {
 
 // The interleaved partial sums behind every channel sum: terms split over add() calls of any
 // length (partial rows of 32 carried between calls) sum to the exact total. Integers keep
-// every partial sum exact, so a lost, doubled or misplaced term shows as a wrong total.
+// every partial sum exact, so a lost or doubled term shows as a wrong total.
 TEST(BatchNormSums, SplitsOverCallsOfAnyLengthSumEveryTermOnce) {
   for (const std::vector<Index>& lengths : std::vector<std::vector<Index>>{
            {0}, {1}, {31}, {32}, {33}, {5, 27, 1, 64, 3}, {49, 49, 49}, {7, 0, 100, 31, 32, 33}}) {

@@ -92,7 +92,10 @@ class FullyConnected : public Layer<T> {
 
  protected:
   Tensor<T> do_forward(const Tensor<T>& input) override {
-    input_ = grad_enabled() ? input : Tensor<T>();  // backward's copy, none for inference
+    if (grad_enabled())
+      input_ = input;  // backward's copy (into input_'s own storage when the size is unchanged)
+    else
+      input_ = Tensor<T>();  // none for inference
     return ops::linear_forward(input, weight_.value, o_.bias() ? &bias_.value : nullptr);
   }
   Tensor<T> do_forward_owned(Tensor<T>&& input) override {

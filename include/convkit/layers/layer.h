@@ -49,6 +49,7 @@ class Layer {
   /// @throws ShapeError if `input` does not fit this layer (the message names the layer).
   Tensor<T> forward(const Tensor<T>& input) {
     const Shape out = output_shape(input.shape());
+    if (!grad_enabled()) forward_kept_ = false;  // layers drop what they kept, even if this throws
     Tensor<T> y = do_forward(input);
     CONVKIT_ASSERT(y.shape() == out);
     if (detect_anomaly()) detail::check_finite(y, describe(), "forward", "its output", input, "input");
@@ -62,6 +63,7 @@ class Layer {
   Tensor<T> forward(Tensor<T>&& input) {
     if (detect_anomaly()) return forward(static_cast<const Tensor<T>&>(input));  // its message shows the input
     const Shape out = output_shape(input.shape());
+    if (!grad_enabled()) forward_kept_ = false;
     Tensor<T> y = do_forward_owned(std::move(input));
     CONVKIT_ASSERT(y.shape() == out);
     return finish_forward(std::move(y), out);
@@ -167,7 +169,9 @@ class Layer {
  protected:
   virtual Tensor<T> do_forward(const Tensor<T>& input) = 0;
   /// do_forward for an input this layer may keep or overwrite; do_forward(input) unless a
-  /// layer saves a copy by taking it over.
+  /// layer saves a copy by taking it over. A class derived from a built-in layer that
+  /// overrides do_forward must override this too (or call do_forward from it): containers
+  /// call it for every child after the first.
   virtual Tensor<T> do_forward_owned(Tensor<T>&& input) { return do_forward(input); }
   virtual Tensor<T> do_backward(const Tensor<T>& grad_output) = 0;
 

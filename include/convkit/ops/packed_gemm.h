@@ -404,8 +404,8 @@ void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a,
   float* ap = scratch(1, panels * kMR * k);
   const PackedA packed{ap, panels};
   const Index tasks = col_blocks * row_groups;
-  auto task = [&](Index t) {
-    const Index jb = t / row_groups, rg = t % row_groups;
+  auto task = [&](Index t) {  // row group major: a thread's contiguous tasks share its rows of A
+    const Index rg = t / col_blocks, jb = t % col_blocks;
     block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, jb * nc, std::min(nc, n - jb * nc), packed,
           pack, beta, c, ldc);
   };
