@@ -4,8 +4,10 @@
 // of their input, an activation its output or input, BatchNorm2d the normalised input. For
 // inference that is wasted work and memory (ResNet-50 at batch 1: about a tenth of the
 // forward time, measured). Inside a NoGradGuard's scope, as inside PyTorch's torch.no_grad(),
-// layers compute the same outputs but keep nothing, and drop what an earlier forward kept;
-// backward after such a forward throws StateError. BatchNorm2d in training mode still
+// layers compute the same outputs; Conv2d, FullyConnected, the activations, LRN and
+// evaluation-mode BatchNorm2d keep nothing and drop what an earlier forward kept (MaxPool2d
+// still records its indices, and in training mode Dropout its mask and BatchNorm2d x̂).
+// Backward after such a forward throws StateError. BatchNorm2d in training mode still
 // updates its running statistics. The switch is per thread (layers run on the calling
 // thread), and guards nest: each restores the setting it found.
 #pragma once
