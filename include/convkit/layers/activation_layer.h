@@ -24,21 +24,17 @@ class ActivationLayer : public Layer<T> {
 
  protected:
   Tensor<T> do_forward(const Tensor<T>& input) override {
+    if (kKeep == Keep::kInput) return Forward(this->keep_input(saved_, input));
     if (!grad_enabled()) {  // inference: keep nothing (core/grad_mode.h)
       saved_ = Tensor<T>();
-      return Forward(input);
-    }
-    if (kKeep == Keep::kInput) {
-      saved_ = input;
       return Forward(input);
     }
     saved_ = Forward(input);
     return saved_;
   }
   Tensor<T> do_forward_owned(Tensor<T>&& input) override {
-    if (kKeep == Keep::kOutput || !grad_enabled()) return do_forward(input);
-    saved_ = std::move(input);  // kept without a copy
-    return Forward(saved_);
+    if (kKeep == Keep::kOutput) return do_forward(input);
+    return Forward(this->keep_input(saved_, std::move(input)));
   }
   Tensor<T> do_backward(const Tensor<T>& grad_output) override { return Backward(grad_output, saved_); }
 

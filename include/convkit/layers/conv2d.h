@@ -132,18 +132,9 @@ class Conv2d : public Layer<T> {
   }
 
  protected:
-  Tensor<T> do_forward(const Tensor<T>& input) override {
-    if (grad_enabled())
-      input_ = input;  // backward's copy (into input_'s own storage when the size is unchanged)
-    else
-      input_ = Tensor<T>();  // none for inference
-    return ops::conv2d_forward(input, weight_.value, o_.bias() ? &bias_.value : nullptr, o_.params(), ws_);
-  }
-
+  Tensor<T> do_forward(const Tensor<T>& input) override { return compute(this->keep_input(input_, input)); }
   Tensor<T> do_forward_owned(Tensor<T>&& input) override {
-    if (!grad_enabled()) return do_forward(input);
-    input_ = std::move(input);  // kept for backward without a copy
-    return ops::conv2d_forward(input_, weight_.value, o_.bias() ? &bias_.value : nullptr, o_.params(), ws_);
+    return compute(this->keep_input(input_, std::move(input)));
   }
 
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
@@ -154,6 +145,10 @@ class Conv2d : public Layer<T> {
   }
 
  private:
+  Tensor<T> compute(const Tensor<T>& x) {
+    return ops::conv2d_forward(x, weight_.value, o_.bias() ? &bias_.value : nullptr, o_.params(), ws_);
+  }
+
   void validate() const {
     const auto& p = o_.params();
     CONVKIT_CHECK(o_.in_channels() >= 1 && o_.out_channels() >= 1, ValueError,

@@ -91,17 +91,9 @@ class FullyConnected : public Layer<T> {
   }
 
  protected:
-  Tensor<T> do_forward(const Tensor<T>& input) override {
-    if (grad_enabled())
-      input_ = input;  // backward's copy (into input_'s own storage when the size is unchanged)
-    else
-      input_ = Tensor<T>();  // none for inference
-    return ops::linear_forward(input, weight_.value, o_.bias() ? &bias_.value : nullptr);
-  }
+  Tensor<T> do_forward(const Tensor<T>& input) override { return compute(this->keep_input(input_, input)); }
   Tensor<T> do_forward_owned(Tensor<T>&& input) override {
-    if (!grad_enabled()) return do_forward(input);
-    input_ = std::move(input);  // kept for backward without a copy
-    return ops::linear_forward(input_, weight_.value, o_.bias() ? &bias_.value : nullptr);
+    return compute(this->keep_input(input_, std::move(input)));
   }
   Tensor<T> do_backward(const Tensor<T>& grad_output) override {
     ops::linear_backward_weight(input_, grad_output, weight_.ensure_grad(), o_.bias() ? &bias_.ensure_grad() : nullptr);
@@ -110,6 +102,10 @@ class FullyConnected : public Layer<T> {
   }
 
  private:
+  Tensor<T> compute(const Tensor<T>& x) {
+    return ops::linear_forward(x, weight_.value, o_.bias() ? &bias_.value : nullptr);
+  }
+
   FullyConnectedOptions o_;
   Parameter<T> weight_;
   Parameter<T> bias_;

@@ -175,6 +175,23 @@ class Layer {
   virtual Tensor<T> do_forward_owned(Tensor<T>&& input) { return do_forward(input); }
   virtual Tensor<T> do_backward(const Tensor<T>& grad_output) = 0;
 
+  /// For a layer that keeps its input for backward: `kept` becomes a copy of `input` (its own
+  /// storage reused when the size is unchanged), or empty under NoGradGuard; returns the
+  /// tensor to compute from.
+  static const Tensor<T>& keep_input(Tensor<T>& kept, const Tensor<T>& input) {
+    if (grad_enabled())
+      kept = input;
+    else
+      kept = Tensor<T>();
+    return input;
+  }
+  /// The same for an input the caller gives up (do_forward_owned): `kept` takes it over.
+  static const Tensor<T>& keep_input(Tensor<T>& kept, Tensor<T>&& input) {
+    if (!grad_enabled()) return keep_input(kept, static_cast<const Tensor<T>&>(input));
+    kept = std::move(input);
+    return kept;
+  }
+
   /// Helper for collect_parameters: appends `p` under `prefix + p.name`.
   static void add_parameter(std::vector<NamedParameter<T>>& out, const std::string& prefix, Parameter<T>& p) {
     out.push_back(NamedParameter<T>{prefix + p.name, &p});

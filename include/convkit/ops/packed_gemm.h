@@ -395,10 +395,7 @@ void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a,
       const PanelA a_panel{ta, m, alpha, a, lda, scratch(1, kKC * kMR)};
       block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, 0, n, a_panel, pack, beta, c, ldc);
     };
-    if (threads > 1 && row_groups > 1)
-      convkit::detail::parallel_for_on(threads, row_groups, task);
-    else
-      for (Index rg = 0; rg < row_groups; ++rg) task(rg);
+    convkit::detail::parallel_for_on(threads, row_groups, task);  // a plain loop for one group
     return;
   }
   float* ap = scratch(1, panels * kMR * k);
