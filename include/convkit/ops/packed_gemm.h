@@ -98,7 +98,7 @@ constexpr int kLanes = 8;
 inline Vec vzero() { return _mm256_setzero_ps(); }
 inline Vec vload(const float* p) { return _mm256_loadu_ps(p); }
 inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
-inline Vec vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
+inline Vec vbroadcast(const float* p) { return _mm256_set1_ps(*p); }
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
 /// dst[q·ldd + i] = scale · src[i·lds + q] for an 8 x 8 block; rows and width as for AVX-512.
