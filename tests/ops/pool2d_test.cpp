@@ -172,6 +172,52 @@ TEST(Pool2dHandComputed, MaxTiesNaNsAndMinusInfinityTakeTheFirstPixelInRowMajorO
   EXPECT_EQ(argmax[3], 15);
 }
 
+// Rows wide enough for the vector lanes of max_pool2d_forward (8 and 4 outputs, stride 1 and
+// 2, with edge columns in the padding on either side), on float data full of ties, NaNs and
+// −∞: the same values and first-in-row-major-order indices as a plain scan of each window.
+TEST(Pool2dHandComputed, MaxVectorLanesMatchAPlainScanWithTiesNaNsAndMinusInfinity) {
+  struct Geometry {
+    Index h, w, k, s, pad;
+  };
+  const Geometry geometries[] = {{9, 37, 2, 2, 0}, {10, 10, 2, 2, 0}, {11, 35, 3, 2, 1}, {12, 9, 3, 2, 1},
+                                 {7, 30, 3, 1, 1}, {6, 13, 2, 1, 0},  {8, 21, 3, 2, 0}, {5, 11, 3, 1, 0}};
+  Rng rng = testing::seeded_rng(4100);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (const Geometry& g : geometries) {
+    Tensor<float> x(Shape{2, 3, g.h, g.w});
+    for (Index i = 0; i < x.numel(); ++i) {
+      const std::uint64_t r = rng.below(40);
+      x[i] = r == 0 ? nan : r == 1 ? -inf : static_cast<float>(r % 3);  // many ties
+    }
+    ops::Pool2dParams p;
+    p.kernel_h = p.kernel_w = g.k, p.stride_h = p.stride_w = g.s, p.pad_h = p.pad_w = g.pad;
+    std::vector<Index> argmax;
+    const Tensor<float> y = ops::max_pool2d_forward(x, p, argmax);
+    const Index oh = y.dim(2), ow = y.dim(3), plane = g.h * g.w;
+    for (Index pl = 0; pl < 6; ++pl)
+      for (Index oy = 0; oy < oh; ++oy)
+        for (Index ox = 0; ox < ow; ++ox) {
+          const Index y0 = std::max<Index>(oy * g.s - g.pad, 0), y1 = std::min(oy * g.s - g.pad + g.k, g.h);
+          const Index x0 = std::max<Index>(ox * g.s - g.pad, 0), x1 = std::min(ox * g.s - g.pad + g.k, g.w);
+          float best = x[pl * plane + y0 * g.w + x0];
+          Index at = pl * plane + y0 * g.w + x0;
+          for (Index r = y0; r < y1; ++r)
+            for (Index c = x0; c < x1; ++c) {
+              const float v = x[pl * plane + r * g.w + c];
+              if (v > best || (std::isnan(v) && !std::isnan(best))) best = v, at = pl * plane + r * g.w + c;
+            }
+          const Index o = (pl * oh + oy) * ow + ox;
+          const std::string where = "h " + std::to_string(g.h) + " w " + std::to_string(g.w) + " k " +
+                                    std::to_string(g.k) + " s " + std::to_string(g.s) + " output " + std::to_string(o);
+          EXPECT_EQ(argmax[static_cast<std::size_t>(o)], at) << where;
+          if (std::isnan(best))
+            EXPECT_TRUE(std::isnan(y[o])) << where;
+          else
+            EXPECT_EQ(y[o], best) << where;
+        }
+  }
+}
+
 // -------------------------------------------------------------------------------------------
 // Sweep
 
