@@ -56,10 +56,11 @@ T sigmoid(T x) {
 
 template <typename T>
 Tensor<T> relu_forward(const Tensor<T>& x) {
-  // Branch-free (a branch on the sign mispredicts on half of real activations: 25x slower
-  // measured). v < 0 is false for NaN, so NaN stays NaN, as in PyTorch; adding +0 turns a
-  // -0 into +0 and leaves every other value as it is.
-  return detail::map_unary(x, [](T v) { return (v < T(0) ? T(0) : v) + T(0); });
+  // Written so that it vectorises, branch-free (a branch on the sign mispredicts on half of
+  // real activations: 25x slower measured): v <= 0 is false for NaN, so NaN stays NaN, as in
+  // PyTorch, and true for -0, which becomes +0. (GCC 12 would not vectorise the same select
+  // followed by "+ 0": ReLU ran as a branchy scalar loop with AVX2, 8% of a LeNet-5 step.)
+  return detail::map_unary(x, [](T v) { return v <= T(0) ? T(0) : v; });
 }
 /// `kept` is the forward's y or its x: y > 0 exactly where x > 0 (both false for NaN).
 template <typename T>
