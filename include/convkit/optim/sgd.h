@@ -8,8 +8,8 @@
 #pragma once
 
 #include <cmath>
-
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -56,14 +56,32 @@ class SGD : public Optimizer<T> {
     T* w = p.value.data();
     const T* g = p.grad.data();
     T* b = momentum_.empty() ? nullptr : momentum_[i].data();
-    for (Index k = 0, n = p.value.numel(); k < n; ++k) {
-      T d = g[k] + wd * w[k];
-      if (b != nullptr) {
-        b[k] = first ? d : mu * b[k] + d;
-        d = o_.nesterov() ? d + mu * b[k] : b[k];
-      }
-      w[k] -= lr * d;
+    const Index n = p.value.numel();
+    // The choices as compile-time constants, one loop each, so that every loop vectorises
+    // (with them as branches or selects inside, GCC would not: the step of a 138M-parameter
+    // VGG-16 ran scalar).
+    if (b == nullptr) {
+      for (Index k = 0; k < n; ++k) w[k] -= lr * (g[k] + wd * w[k]);
+      return;
     }
+    const auto run = [&](auto first_step, auto nesterov) {
+      for (Index k = 0; k < n; ++k) {
+        const T d = g[k] + wd * w[k];
+        T bk = d;
+        if constexpr (!decltype(first_step)::value) bk = mu * b[k] + d;
+        b[k] = bk;
+        if constexpr (decltype(nesterov)::value)
+          w[k] -= lr * (d + mu * bk);
+        else
+          w[k] -= lr * bk;
+      }
+    };
+    using Yes = std::true_type;
+    using No = std::false_type;
+    if (first)
+      o_.nesterov() ? run(Yes{}, Yes{}) : run(Yes{}, No{});
+    else
+      o_.nesterov() ? run(No{}, Yes{}) : run(No{}, No{});
   }
 
   std::vector<std::pair<std::string, Tensor<T>*>> state_of(std::size_t i) override {
