@@ -107,17 +107,20 @@ void expect_conv_matches_reference(Index n, Index c, Index h, Index w, Index oc,
 TEST(PackedIm2col, ConvolutionsMatchReference) {
   ops::Conv2dParams same;
   same.pad_h = same.pad_w = 1;
+  // Every case has at least kMinIm2colPackedRows rows of the column matrix (8 channels of
+  // 3x3 per group: 72), so the forward packs with Im2colB where the CPU allows.
+  static_assert(packed::kMinIm2colPackedRows <= 72, "the cases below must reach Im2colB");
   // 7x7 planes: chunks of samples share a GEMM (AVX-512: 20 = 7 + 7 + 6 after spreading).
-  expect_conv_matches_reference(20, 4, 7, 7, 6, 3, 3, same, 1);
-  // Groups of 4 input and 8 output channels; the data gradient is the flipped convolution.
+  expect_conv_matches_reference(20, 8, 7, 7, 6, 3, 3, same, 1);
+  // Groups of 8 input and 8 output channels; the data gradient is the flipped convolution.
   ops::Conv2dParams grouped = same;
   grouped.groups = 2;
-  expect_conv_matches_reference(2, 8, 24, 21, 16, 3, 3, grouped, 2);
+  expect_conv_matches_reference(2, 16, 24, 21, 16, 3, 3, grouped, 2);
   // Stride 2 with dilation 2 and padding 2.
   ops::Conv2dParams strided;
   strided.stride_h = strided.stride_w = 2, strided.pad_h = strided.pad_w = 2;
   strided.dilation_h = strided.dilation_w = 2;
-  expect_conv_matches_reference(3, 5, 19, 17, 8, 3, 3, strided, 3);
+  expect_conv_matches_reference(3, 8, 19, 17, 8, 3, 3, strided, 3);
   // A plane of 1,600 columns: several column blocks of one sample's GEMM, written into y.
   expect_conv_matches_reference(2, 3, 40, 40, 5, 5, 5, [] {
     ops::Conv2dParams q;

@@ -5,9 +5,10 @@
 //
 // Forward, per group g (DESIGN.md §4):
 //   y[n, g] = W_g · im2col(x[n, g]) + b_g               W_g (OC/g, C/g·KH·KW)
-// In float with convkit's packed GEMM (unit or, with AVX-512, stride-2 columns), the column
-// matrix is never built: the GEMM packs its B panels straight from x (ops/packed_im2col.h),
-// one GEMM per sample and group, or per chunk of samples with small planes. Otherwise
+// In float with convkit's packed GEMM (unit or, with AVX-512, stride-2 columns, and at least
+// kMinIm2colPackedRows rows of the column matrix), the column matrix is never built: the
+// GEMM packs its B panels straight from x (ops/packed_im2col.h), one GEMM per sample and
+// group, or per chunk of samples with small planes. Otherwise
 // several samples are unfolded side by side into one wide column matrix, so the batch is
 // one GEMM per group as far as the column budget allows; a sample whose column matrix alone
 // is over the budget is unfolded a tile of output rows at a time (the same for the weight
@@ -226,7 +227,8 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
   }
 #ifdef CONVKIT_PACKED_GEMM
   if constexpr (std::is_same_v<T, float>) {
-    if (!g.is_pointwise() && ocg >= packed::kMinPackedRows && packed::im2col_packs(g)) {
+    if (!g.is_pointwise() && ocg >= packed::kMinPackedRows && k >= packed::kMinIm2colPackedRows &&
+        packed::im2col_packs(g)) {
       conv2d_forward_packed(x, g, w, y, ws);
       add_bias(g, b, y);
       return;

@@ -65,6 +65,14 @@ inline bool im2col_packs(const ConvGeometry& g) {
 #endif
 }
 
+/// Rows of the column matrix (C/g·KH·KW) below which the float forward unfolds a column matrix
+/// and packs it with pack_b rather than use Im2colB: Im2colB clips every run of a panel at
+/// each kernel position once per panel, whatever the panel's number of rows, so with few input
+/// channels that setup outweighs what it saves. Measured on Zen 3 (AVX2), one thread, ms,
+/// Im2colB -> im2col + pack_b: LeNet's C1 (1 channel, 5x5: 25 rows) at batch 64 1.57 -> 0.92;
+/// VGG's conv1_1 (3 channels, 3x3: 27 rows) at batch 1 4.2-4.4 -> 3.3-3.7, at batch 8 38-43 -> 31.
+inline constexpr Index kMinIm2colPackedRows = 64;
+
 /// op(B) = the column matrix of `nb` samples of one group, for sgemm_with: x points at the
 /// group's channels of the first sample, `sample` apart; each sample has `plane` columns,
 /// starting at output row oy0.
