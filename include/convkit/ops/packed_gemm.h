@@ -106,8 +106,28 @@ inline void transpose_block(const float* src, Index lds, int rows, float scale, 
                             int width) {
   const __m256 s = _mm256_set1_ps(scale);
   const auto row = [&](int i) { return i < rows ? _mm256_mul_ps(s, _mm256_loadu_ps(src + i * lds)) : vzero(); };
-  const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  const auto store = [&](float* p, __m256 v) { _mm256_maskstore_ps(p, keep, v); };
+  // The first `width` lanes by 4-, 2- and 1-lane stores: AVX2's masked store is slow on AMD's
+  // cores, and pack_a's 6-row panels (width 6) went through it for every block (transposes
+  // were 11-14% of ResNet-18's forward and of a LeNet-5 step on Zen 3).
+  const auto store = [width](float* p, __m256 v) {
+    if (width == 8) {
+      _mm256_storeu_ps(p, v);
+      return;
+    }
+    __m128 part = _mm256_castps256_ps128(v);
+    int left = width;
+    if (left >= 4) {
+      _mm_storeu_ps(p, part);
+      part = _mm256_extractf128_ps(v, 1);
+      p += 4, left -= 4;
+    }
+    if (left >= 2) {
+      _mm_storel_pi(reinterpret_cast<__m64*>(p), part);
+      part = _mm_movehl_ps(part, part);
+      p += 2, left -= 2;
+    }
+    if (left >= 1) _mm_store_ss(p, part);
+  };
   __m256 t[8], u[8];
   for (int i = 0; i < 8; i += 2) {
     const __m256 r0 = row(i), r1 = row(i + 1);
