@@ -3,6 +3,7 @@
 
   benchmarks/compare_pytorch.py [--bench build/release/benchmarks/convkit_bench_models]
                                 [--threads 1 2] [--rounds 3] [--filter REGEX] [--markdown]
+                                [--best-torch-blas]
   benchmarks/compare_pytorch.py --conv SHAPE_FILE... [--batch 1 8] [--threads 1] ...
 
 For each round and thread count it runs convkit_bench_models (Google Benchmark, JSON) and
@@ -32,6 +33,9 @@ ap.add_argument("--seconds", type=float, default=1.0, help="timed seconds per Py
 ap.add_argument("--markdown", action="store_true")
 ap.add_argument("--plain-malloc", action="store_true",
                 help="run PyTorch with glibc's default malloc settings (see KEEP_FREED_MEMORY)")
+ap.add_argument("--best-torch-blas", action="store_true",
+                help="at more than one thread, also run PyTorch with OPENBLAS_NUM_THREADS=1 and keep its faster time "
+                     "per item (PyTorch's best 2-thread setting for LeNet-5, issue 5)")
 ap.add_argument("--conv", nargs="+", metavar="SHAPE_FILE", help="benchdnn conv shape files: compare conv2d passes")
 ap.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes for --conv")
 ap.add_argument("--min-time", type=float, default=0.2, help="Google Benchmark min time per conv benchmark (s)")
@@ -168,8 +172,8 @@ KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESH
                      "MALLOC_TOP_PAD_": str(1 << 28)}
 
 
-def run_torch(threads):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+def run_torch(threads, blas_threads=None):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(blas_threads or threads))
     if not args.plain_malloc:
         env.update(KEEP_FREED_MEMORY)
     child, seconds = (CONV_CHILD, args.min_time) if args.conv else (TORCH_CHILD, args.seconds)
@@ -188,6 +192,9 @@ for r in range(args.rounds):
         for n, s in times.items():
             ck[t].setdefault(n, []).append(s)
         times, torch_version = run_torch(t)
+        if args.best_torch_blas and t > 1:
+            single_blas, _ = run_torch(t, 1)
+            times = {n: min(s, single_blas.get(n, s)) for n, s in times.items()}
         for n, s in times.items():
             pt[t].setdefault(n, []).append(s)
         print(f"round {r + 1}/{args.rounds}, {t} thread(s) done after {time.time() - start:.0f} s", file=sys.stderr)
@@ -213,6 +220,8 @@ if "openblas" not in blas:
 print(f"convkit: {args.bench} (Eigen SIMD {context.get('eigen_simd', '?')}); PyTorch {torch_version}, BLAS {blas}")
 print("PyTorch's malloc: " + ("glibc defaults" if args.plain_malloc else
       "freed memory kept (" + " ".join(f"{k}={v}" for k, v in KEEP_FREED_MEMORY.items()) + ")"))
+if args.best_torch_blas:
+    print("PyTorch at more than one thread: the faster of OPENBLAS_NUM_THREADS = threads and = 1, per item and round")
 print(f"medians of {args.rounds} interleaved rounds; times in ms; ratio = PyTorch / convkit (> 1: convkit faster)")
 cols = ("convkit", "PyTorch", "ratio") + (("convkit GFLOP/s", "PyTorch GFLOP/s") if args.conv else ())
 head = ["work"] + [f"{c} {t}T" for t in args.threads for c in cols]
