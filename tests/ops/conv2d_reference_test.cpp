@@ -3,13 +3,19 @@
 // groups, kernel sizes, non-square shapes, batch, bias).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <ostream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <convkit/ops/conv2d.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "support/reference_ops.h"
 #include "support/seed.h"
@@ -303,6 +309,76 @@ TEST(Conv2dHandComputed, UnreadPixelsGetZeroGradient) {
         else
           EXPECT_NE(v, 0.0) << c << "," << r << "," << col;
       }
+}
+
+// Layers too small for split GEMMs but above kMinChunkThreadsWork give their threads whole
+// chunks of samples: the unfolding forward pass, the col2im data gradient and the chunked
+// weight gradient (partial sums per fixed chunk, added in chunk order). Batches that do not
+// divide evenly; the same bits on one and two threads in float (close values in double), and
+// the reference's values; the weight and bias gradients accumulate onto what was there.
+template <typename T>
+void expect_small_layers_same_on_two_threads(double tol) {
+#ifdef _OPENMP
+  struct Small {
+    const char* name;
+    Index n, c, hw, oc, k, stride, pad, groups;
+  };
+  const Small cases[] = {
+      {"lenet_c1_like", 11, 1, 32, 6, 5, 1, 0, 1},    // 25-row column matrix: unfolds (float too)
+      {"lenet_c3_like", 13, 6, 14, 16, 5, 1, 0, 1},   // C/g < OC/g: data gradient by col2im
+      {"strided_groups", 9, 8, 40, 16, 3, 2, 1, 2},   // stride 2, two groups
+  };
+  static_assert(ops::detail::kMinChunkThreadsWork <= 1e6, "the cases above must reach the threaded paths");
+  Rng rng = testing::seeded_rng(4242);
+  for (const Small& c : cases) {
+    ops::Conv2dParams p;
+    p.stride_h = p.stride_w = c.stride, p.pad_h = p.pad_w = c.pad, p.groups = c.groups;
+    const Shape xs{c.n, c.c, c.hw, c.hw}, ws_shape{c.oc, c.c / c.groups, c.k, c.k};
+    const Tensor<T> x = testing::ref::uniform<T>(xs, rng);
+    const Tensor<T> w = testing::ref::uniform<T>(ws_shape, rng);
+    const Tensor<T> b = testing::ref::uniform<T>(Shape{c.oc}, rng);
+    const ops::ConvGeometry g = ops::conv2d_geometry(xs, ws_shape, p);
+    ASSERT_TRUE(ops::detail::weight_grad_by_chunks(g)) << c.name;
+    const Tensor<T> dy = testing::ref::uniform<T>(Shape{c.n, c.oc, g.oh, g.ow}, rng);
+    const Tensor<T> gw0 = testing::ref::uniform<T>(ws_shape, rng), gb0 = testing::ref::uniform<T>(Shape{c.oc}, rng);
+    std::vector<Tensor<T>> ys, dxs, gws, gbs;
+    const int saved = omp_get_max_threads();
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      ops::Workspace<T> ws;
+      ys.push_back(ops::conv2d_forward(x, w, &b, p, ws));
+      dxs.push_back(ops::conv2d_backward_data(dy, w, xs, p, ws));
+      Tensor<T> gw = gw0, gb = gb0;
+      ops::conv2d_backward_weight(x, dy, p, gw, &gb, ws);
+      gws.push_back(gw), gbs.push_back(gb);
+    }
+    omp_set_num_threads(saved);
+    // Float: the same bits (convkit's own GEMM never splits k). Double runs on Eigen, whose
+    // blocking depends on its thread count (docs/design.md, Determinism): close, not equal.
+    for (const auto* pair : {&ys, &dxs, &gws, &gbs}) {
+      if constexpr (std::is_same_v<T, float>)
+        EXPECT_TRUE(std::equal((*pair)[0].begin(), (*pair)[0].end(), (*pair)[1].begin())) << c.name;
+      else
+        EXPECT_TRUE(all_close((*pair)[0], (*pair)[1], tol)) << c.name;
+    }
+    EXPECT_TRUE(all_close(ys[1], testing::ref::conv2d_forward(x, w, &b, p), tol)) << c.name;
+    EXPECT_TRUE(all_close(dxs[1], testing::ref::conv2d_backward_data(dy, w, xs, p), tol)) << c.name;
+    const auto ref = testing::ref::conv2d_backward_weight(x, dy, ws_shape, p);
+    Tensor<T> want_w = gw0, want_b = gb0;
+    for (Index i = 0; i < want_w.numel(); ++i) want_w[i] += ref.weight[i];
+    for (Index i = 0; i < want_b.numel(); ++i) want_b[i] += ref.bias[i];
+    EXPECT_TRUE(all_close(gws[1], want_w, tol)) << c.name;
+    EXPECT_TRUE(all_close(gbs[1], want_b, tol)) << c.name;
+  }
+#else
+  (void)tol;
+  GTEST_SKIP() << "built without OpenMP";
+#endif
+}
+
+TEST(Conv2dThreads, SmallLayersTakeWholeChunksWithTheSameBitsFloat) { expect_small_layers_same_on_two_threads<float>(1e-4); }
+TEST(Conv2dThreads, SmallLayersTakeWholeChunksWithTheSameBitsDouble) {
+  expect_small_layers_same_on_two_threads<double>(1e-12);
 }
 
 }  // namespace

@@ -14,7 +14,9 @@
 // is over the budget is unfolded a tile of output rows at a time (the same for the weight
 // and col2im data gradients, which always unfold).
 //
-// Weight gradient:  dW_g += dY_g · colᵀ,   db += Σ_{n,y,x} dY (summed in double).
+// Weight gradient:  dW_g += dY_g · colᵀ,   db += Σ_{n,y,x} dY (summed in double). A small
+// dW (at most kMaxChunkedWeightGrad values) is summed per fixed chunk of samples, the partial
+// sums added in chunk order, so that threads can share the chunks.
 //
 // Data gradient, two ways (conv2d_backward_data picks one per layer):
 //   col2im, for strided layers, groups with fewer input than output channels, and small
@@ -134,6 +136,47 @@ void for_each_unfold_block(const ConvGeometry& g, Fn&& fn) {
   }
 }
 
+/// Multiply-adds of a whole pass from which its threads take whole chunks of samples (the
+/// forward pass, the col2im data gradient, the weight gradient of small filters). One parallel
+/// region per pass and no barriers inside the GEMMs pay off at a tenth of what a split GEMM
+/// needs (kMinThreadedGemmWork): LeNet-5's convolutions at batch 64 (7.5 M and 15 M multiply-
+/// adds per pass) stayed on one thread.
+constexpr double kMinChunkThreadsWork = 1e6;
+
+/// Threads a pass of `work` multiply-adds may give whole chunks to (see above).
+inline int chunk_threads(double work) {
+#ifdef _OPENMP
+  if (work >= kMinChunkThreadsWork && !omp_in_parallel()) return omp_get_max_threads();
+#else
+  (void)work;
+#endif
+  return 1;
+}
+
+/// The calling thread's number inside a parallel region (0 outside one).
+inline int thread_slot() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+/// Whole-sample chunks for `threads` threads that each take whole chunks: at most
+/// conv_chunk(g) samples per chunk, and as many chunks as make a multiple of the threads where
+/// the batch allows. Only for passes whose values do not depend on how samples are grouped
+/// (each output column's sum lies within one GEMM column, each input pixel within one sample).
+struct SampleChunks {
+  Index per, count;
+};
+inline SampleChunks thread_chunks(const ConvGeometry& g, int threads) {
+  const Index budget = conv_chunk(g);
+  Index count = (g.n + budget - 1) / budget;
+  count = std::min(g.n, (count + threads - 1) / threads * threads);
+  const Index per = (g.n + count - 1) / count;
+  return {per, (g.n + per - 1) / per};
+}
+
 /// Unfolds block (n0, nb, oy0, oy1) of group grp of x into col, nb·(oy1 − oy0)·OW columns, each
 /// sample's beside the previous one's.
 template <typename T>
@@ -192,16 +235,13 @@ inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const f
   const Index chunks = (g.n + chunk - 1) / chunk;
   const double chunk_work =
       static_cast<double>(ocg) * static_cast<double>(chunk * p) * static_cast<double>(k) * static_cast<double>(g.groups);
-  const int threads = gemm_threads(chunk_work * static_cast<double>(chunks));
+  const int threads = chunk_threads(chunk_work * static_cast<double>(chunks));
   const bool by_chunk = threads > 1 && chunks >= threads && (chunks % threads == 0 || chunks >= 4 * threads);
   const int gemm_threads_per_chunk = by_chunk ? 1 : gemm_threads(chunk_work);
   float* products = chunk > 1 ? ws.get(Workspace<float>::kProduct, (by_chunk ? threads : 1) * ocg * chunk * p) : nullptr;
   convkit::detail::parallel_for_on(by_chunk ? threads : 1, chunks, [&](Index ci) {
     const Index n0 = ci * chunk, nb = std::min(chunk, g.n - n0), cols = nb * p;
-    int slot = 0;
-#ifdef _OPENMP
-    if (by_chunk) slot = omp_get_thread_num();
-#endif
+    const int slot = by_chunk ? thread_slot() : 0;
     for (Index grp = 0; grp < g.groups; ++grp) {
       const packed::Im2colB b{x + n0 * in_sample + grp * cg * g.in_plane(), &g, in_sample, p, 0};
       float* y_group = y + n0 * out_sample + grp * ocg * p;
@@ -212,6 +252,36 @@ inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const f
   });
 }
 #endif
+
+/// The unfolding forward pass (no bias) on several threads, each taking whole chunks of samples
+/// (thread_chunks) with its own column and product buffers; false, doing nothing, where it
+/// does not apply (one thread, fewer samples than threads, or a sample over the column budget,
+/// which goes a tile of rows at a time). The GEMMs are those of one thread column for column,
+/// so are the values. LeNet-5's C1 at batch 64 (unfolded: 25 rows), 2 threads: see docs.
+template <typename T>
+bool conv2d_forward_by_chunks(const T* x, const ConvGeometry& g, const T* w, T* y, Workspace<T>& ws) {
+  const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg();
+  const int threads = chunk_threads(static_cast<double>(k) * static_cast<double>(ocg) * static_cast<double>(g.n * p) *
+                                    static_cast<double>(g.groups));
+  if (threads < 2 || g.n < threads || conv_tile_rows(g) < g.oh) return false;
+  const SampleChunks chunks = thread_chunks(g, threads);
+  const Index cols_max = chunks.per * p, out_sample = g.oc * p;
+  T* columns = ws.get(Workspace<T>::kColumns, threads * k * cols_max);
+  T* products = ws.get(Workspace<T>::kProduct, threads * ocg * cols_max);
+  convkit::detail::parallel_for_on(threads, chunks.count, [&](Index ci) {
+    const int slot = thread_slot();
+    const Index n0 = ci * chunks.per, nb = std::min(chunks.per, g.n - n0), cols = nb * p;
+    T* col = columns + slot * k * cols_max;
+    for (Index grp = 0; grp < g.groups; ++grp) {
+      im2col_block(x, g, n0, nb, Index{0}, g.oh, grp, col);
+      T* y_group = y + n0 * out_sample + grp * ocg * p;
+      T* c = nb == 1 ? y_group : products + slot * ocg * cols_max;
+      gemm(Trans::kNo, Trans::kNo, ocg, cols, k, T(1), w + grp * ocg * k, k, col, cols, T(0), c, cols);
+      if (nb > 1) scatter_product(c, g, nb, y_group);
+    }
+  });
+  return true;
+}
 
 /// y (N, OC, OH, OW) = conv(x (N, C, H, W), w (OC, C/g, KH, KW)) + b, for any geometry
 /// (padding may be negative or asymmetric through oh/ow). Overwrites y.
@@ -241,7 +311,7 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
         gemm(Trans::kNo, Trans::kNo, ocg, p, k, T(1), w + grp * ocg * k, k,
              x + n * in_sample + grp * cg * g.in_plane(), p, T(0),
              y + n * out_sample + grp * ocg * p, p);
-  } else {
+  } else if (!conv2d_forward_by_chunks(x, g, w, y, ws)) {
     for_each_unfold_block(g, [&](Index n0, Index nb, Index oy0, Index oy1) {
       const Index cols = nb * (oy1 - oy0) * g.ow;
       for (Index grp = 0; grp < g.groups; ++grp) {
@@ -310,25 +380,23 @@ void conv2d_backward_data_col2im(const T* dy, const ConvGeometry& g, const T* w,
   const Index in_sample = g.c * g.in_plane();
   convkit::detail::parallel_ranges(g.n * in_sample, [&](Index b, Index e) { std::fill(dx + b, dx + e, T(0)); });
   // Blocks of whole samples write disjoint planes of dx: with several threads and chunks that
-  // split evenly between them (or at least 4 per thread), each thread takes whole chunks, as in
-  // conv2d_forward_packed, with its own column and gather buffers; but only chunks of at least
-  // 192 columns, since each thread then packs all of W_gᵀ for its chunk alone. Measured at
+  // split evenly between them (thread_chunks; or at least 4 per thread), each thread takes
+  // whole chunks, as in conv2d_forward_packed, with its own column and gather buffers; but only
+  // chunks of at least 192 columns, since each thread then packs all of W_gᵀ for its chunk alone. Measured at
   // batch 8, 2 threads, ms: ResNet-18's 3x3/2 layers 5.2 -> 3.8 (784 columns), 5.0 -> 3.4 (392),
   // 5.7 -> 4.4 (196); its 512-ch 3x3 at 7x7 (98 columns) 9.6 -> 13.3, so it stays on split GEMMs.
-  const Index chunk = conv_chunk(g), chunks = (g.n + chunk - 1) / chunk, p = g.out_plane();
-  const int threads = gemm_threads(static_cast<double>(k) * static_cast<double>(ocg) * static_cast<double>(g.n * p) *
-                                   static_cast<double>(g.groups));
-  if ((chunk > 1 || conv_tile_rows(g) >= g.oh) && chunk * p >= 192 && threads > 1 && chunks >= threads &&
-      (chunks % threads == 0 || chunks >= 4 * threads)) {
-    const Index cols_max = chunk * p;
+  const Index p = g.out_plane();
+  const int threads = chunk_threads(static_cast<double>(k) * static_cast<double>(ocg) * static_cast<double>(g.n * p) *
+                                    static_cast<double>(g.groups));
+  const SampleChunks chunks = thread_chunks(g, threads);
+  if (threads > 1 && g.n >= threads && conv_tile_rows(g) >= g.oh && chunks.per * p >= 192 &&
+      (chunks.count % threads == 0 || chunks.count >= 4 * threads)) {
+    const Index cols_max = chunks.per * p;
     T* columns = ws.get(Workspace<T>::kColumns, threads * k * cols_max);
     T* gathers = ws.get(Workspace<T>::kProduct, threads * ocg * cols_max);
-    convkit::detail::parallel_for_on(threads, chunks, [&](Index ci) {
-      int slot = 0;
-#ifdef _OPENMP
-      slot = omp_get_thread_num();
-#endif
-      const Index n0 = ci * chunk, nb = std::min(chunk, g.n - n0), cols = nb * p;
+    convkit::detail::parallel_for_on(threads, chunks.count, [&](Index ci) {
+      const int slot = thread_slot();
+      const Index n0 = ci * chunks.per, nb = std::min(chunks.per, g.n - n0), cols = nb * p;
       T* col = columns + slot * k * cols_max;
       for (Index grp = 0; grp < g.groups; ++grp) {
         Index ld = 0;
@@ -351,6 +419,53 @@ void conv2d_backward_data_col2im(const T* dy, const ConvGeometry& g, const T* w,
       for (Index s = 0; s < nb; ++s) col2im_add(col + s * tile, g, cols, dx_group + s * in_sample, oy0, oy1);
     }
   });
+}
+
+/// Weight gradients of at most this many values (OC · C/g·KH·KW) are summed per chunk of
+/// samples into partial sums that are then added to dW in chunk order (conv2d_backward_weight_
+/// chunked), so that threads can take whole chunks: a gradient this small cannot be split
+/// between threads by its columns, and LeNet-5's (150 and 2,400 values over 50,176 and 6,400
+/// positions) ran on one thread. Larger ones are split GEMMs.
+constexpr Index kMaxChunkedWeightGrad = Index{1} << 14;
+
+/// Samples per chunk of the chunked weight gradient: within the column budget and at most a
+/// quarter of the batch, so that 2 or 4 threads share whole chunks. Fixed by the shape alone:
+/// the partial sums, hence the values, are the same on any number of threads.
+inline Index weight_grad_chunk(const ConvGeometry& g) { return std::min(conv_chunk(g), (g.n + 3) / 4); }
+
+/// Whether conv2d_backward_weight goes by chunks (see kMaxChunkedWeightGrad): several samples,
+/// each within the column budget, and not a 1x1 convolution (which has no column matrix).
+inline bool weight_grad_by_chunks(const ConvGeometry& g) {
+  return !g.is_pointwise() && g.n >= 2 && g.oc * g.col_rows() <= kMaxChunkedWeightGrad && conv_tile_rows(g) >= g.oh;
+}
+
+/// dW += Σ over chunks c, in order, of P_c = dY_c · col_cᵀ, each P_c computed alone (on any
+/// thread, with its own column and gather buffers).
+template <typename T>
+void conv2d_backward_weight_chunked(const T* x, const T* dy, const ConvGeometry& g, T* dw, Workspace<T>& ws) {
+  const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg(), per = weight_grad_chunk(g);
+  const Index count = (g.n + per - 1) / per, cols_max = per * p, dw_size = g.oc * k;
+  const int threads = static_cast<int>(std::min<Index>(
+      chunk_threads(static_cast<double>(dw_size) * static_cast<double>(g.n * p) / static_cast<double>(g.groups)), count));
+  T* partials = ws.get(Workspace<T>::kPartialSums, count * dw_size);
+  T* columns = ws.get(Workspace<T>::kColumns, threads * k * cols_max);
+  T* gathers = ws.get(Workspace<T>::kProduct, threads * ocg * cols_max);
+  convkit::detail::parallel_for_on(threads, count, [&](Index ci) {
+    const int slot = thread_slot();
+    const Index n0 = ci * per, nb = std::min(per, g.n - n0), cols = nb * p;
+    T* col = columns + slot * k * cols_max;
+    for (Index grp = 0; grp < g.groups; ++grp) {
+      im2col_block(x, g, n0, nb, Index{0}, g.oh, grp, col);
+      Index ld = 0;
+      const T* dy_group = grad_output_block(dy, g, n0, nb, Index{0}, grp, ld, gathers + slot * ocg * cols_max);
+      gemm(Trans::kNo, Trans::kYes, ocg, k, cols, T(1), dy_group, ld, col, cols, T(0),
+           partials + ci * dw_size + grp * ocg * k, k);
+    }
+  });
+  for (Index ci = 0; ci < count; ++ci) {
+    const T* part = partials + ci * dw_size;
+    for (Index i = 0; i < dw_size; ++i) dw[i] += part[i];
+  }
 }
 
 template <typename T>
@@ -430,6 +545,8 @@ void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& grad_output, co
       for (Index grp = 0; grp < g.groups; ++grp)
         gemm(Trans::kNo, Trans::kYes, ocg, k, p_out, T(1), dy + n * out_sample + grp * ocg * p_out,
              p_out, xd + n * in_sample + grp * cg * g.in_plane(), p_out, T(1), dw + grp * ocg * k, k);
+  } else if (detail::weight_grad_by_chunks(g)) {
+    detail::conv2d_backward_weight_chunked(xd, dy, g, dw, ws);
   } else {
     detail::for_each_unfold_block(g, [&](Index n0, Index nb, Index oy0, Index oy1) {
       const Index cols = nb * (oy1 - oy0) * g.ow;

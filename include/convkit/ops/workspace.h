@@ -14,7 +14,7 @@ namespace convkit::ops {
 template <typename T>
 class Workspace {
  public:
-  enum Slot { kColumns = 0, kProduct, kFlippedWeight, kSlotCount };
+  enum Slot { kColumns = 0, kProduct, kFlippedWeight, kPartialSums, kSlotCount };
 
   /// A buffer of at least n elements for `slot`; its contents are unspecified.
   T* get(Slot slot, Index n) {
