@@ -327,6 +327,7 @@ void expect_small_layers_same_on_two_threads(double tol) {
       {"lenet_c1_like", 11, 1, 32, 6, 5, 1, 0, 1},    // 25-row column matrix: unfolds (float too)
       {"lenet_c3_like", 13, 6, 14, 16, 5, 1, 0, 1},   // C/g < OC/g: data gradient by col2im
       {"strided_groups", 9, 8, 40, 16, 3, 2, 1, 2},   // stride 2, two groups
+      {"three_outputs", 10, 8, 27, 3, 3, 1, 1, 1},    // OC < 4: float GEMMs on Eigen, fixed chunks
   };
   static_assert(ops::detail::kMinChunkThreadsWork <= 1e6, "the cases above must reach the threaded paths");
   Rng rng = testing::seeded_rng(4242);
@@ -379,6 +380,28 @@ void expect_small_layers_same_on_two_threads(double tol) {
 TEST(Conv2dThreads, SmallLayersTakeWholeChunksWithTheSameBitsFloat) { expect_small_layers_same_on_two_threads<float>(1e-4); }
 TEST(Conv2dThreads, SmallLayersTakeWholeChunksWithTheSameBitsDouble) {
   expect_small_layers_same_on_two_threads<double>(1e-12);
+}
+
+// An empty batch through the chunked paths: empty gradients, the weight and bias gradients
+// left as they were (no division by a chunk count of zero).
+TEST(Conv2dThreads, EmptyBatchThroughTheChunkedPaths) {
+  ops::Conv2dParams strided;
+  strided.stride_h = strided.stride_w = 2, strided.pad_h = strided.pad_w = 1;
+  Rng rng = testing::seeded_rng(4243);
+  const Shape xs{0, 6, 14, 14}, wshape{16, 6, 3, 3};
+  const Tensor<float> x(xs), w = testing::ref::uniform<float>(wshape, rng);
+  const ops::ConvGeometry g = ops::conv2d_geometry(xs, wshape, strided);
+  ASSERT_TRUE(ops::detail::backward_data_by_col2im(g));
+  const Tensor<float> dy(Shape{0, 16, g.oh, g.ow});
+  ops::Workspace<float> ws;
+  EXPECT_EQ(ops::conv2d_forward(x, w, static_cast<const Tensor<float>*>(nullptr), strided, ws).shape(),
+            Shape({0, 16, g.oh, g.ow}));
+  EXPECT_EQ(ops::conv2d_backward_data(dy, w, xs, strided, ws).shape(), xs);
+  const Tensor<float> gw0 = testing::ref::uniform<float>(wshape, rng), gb0 = testing::ref::uniform<float>(Shape{16}, rng);
+  Tensor<float> gw = gw0, gb = gb0;
+  ops::conv2d_backward_weight(x, dy, strided, gw, &gb, ws);
+  EXPECT_TRUE(std::equal(gw.begin(), gw.end(), gw0.begin()));
+  EXPECT_TRUE(std::equal(gb.begin(), gb.end(), gb0.begin()));
 }
 
 }  // namespace

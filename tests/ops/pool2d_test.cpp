@@ -218,6 +218,24 @@ TEST(Pool2dHandComputed, MaxVectorLanesMatchAPlainScanWithTiesNaNsAndMinusInfini
   }
 }
 
+// An input with no rows (or no columns) leaves a window of only padding, which has no
+// maximum and no average: a ShapeError, as in PyTorch, rather than a read past the input.
+TEST(Pool2dHandComputed, InputWithoutRowsOrColumnsIsAShapeError) {
+  ops::Pool2dParams p;
+  p.kernel_h = p.kernel_w = 2, p.pad_h = p.pad_w = 1;
+  std::vector<Index> argmax;
+  for (const Shape& s : {Shape{1, 2, 0, 4}, Shape{1, 2, 4, 0}}) {
+    const Tensor<float> x(s);
+    try {
+      ops::max_pool2d_forward(x, p, argmax);
+      ADD_FAILURE() << "no error for " << s;
+    } catch (const ShapeError& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr("with H, W >= 1")) << e.what();
+    }
+    EXPECT_THROW(ops::avg_pool2d_forward(x, p), ShapeError);
+  }
+}
+
 // -------------------------------------------------------------------------------------------
 // Sweep
 

@@ -138,10 +138,16 @@ void for_each_unfold_block(const ConvGeometry& g, Fn&& fn) {
 
 /// Multiply-adds of a whole pass from which its threads take whole chunks of samples (the
 /// forward pass, the col2im data gradient, the weight gradient of small filters). One parallel
-/// region per pass and no barriers inside the GEMMs pay off at a tenth of what a split GEMM
-/// needs (kMinThreadedGemmWork): LeNet-5's convolutions at batch 64 (7.5 M and 15 M multiply-
+/// region per pass and no barriers inside the GEMMs pay off at a twentieth of what a split
+/// GEMM needs (kMinThreadedGemmWork): LeNet-5's convolutions at batch 64 (7.5 M and 15 M multiply-
 /// adds per pass) stayed on one thread.
 constexpr double kMinChunkThreadsWork = 1e6;
+
+/// Multiply-adds of one pass of the convolution (forward, data or weight gradient alike):
+/// N·OC·OH·OW·C/g·KH·KW.
+inline double conv_multiply_adds(const ConvGeometry& g) {
+  return static_cast<double>(g.n * g.out_plane()) * static_cast<double>(g.oc) * static_cast<double>(g.col_rows());
+}
 
 /// Threads a pass of `work` multiply-adds may give whole chunks to (see above).
 inline int chunk_threads(double work) {
@@ -162,19 +168,50 @@ inline int thread_slot() {
 #endif
 }
 
-/// Whole-sample chunks for `threads` threads that each take whole chunks: at most
-/// conv_chunk(g) samples per chunk, and as many chunks as make a multiple of the threads where
-/// the batch allows. Only for passes whose values do not depend on how samples are grouped
-/// (each output column's sum lies within one GEMM column, each input pixel within one sample).
+/// Whether every column of a T GEMM with m rows gets the same bits however many columns the
+/// GEMM has and wherever the column sits: true of convkit's packed float GEMM (it never splits
+/// k, and a column's sum does not depend on its tile), not of Eigen's (the last n mod 4
+/// columns of a product with 2-3 rows are summed in another order than the others).
+template <typename T>
+constexpr bool gemm_columns_independent(Index m) {
+#ifdef CONVKIT_PACKED_GEMM
+  if constexpr (std::is_same_v<T, float>) return m >= packed::kMinPackedRows;
+#endif
+  (void)m;
+  return false;
+}
+
+/// Whole-sample chunks of a batch.
 struct SampleChunks {
   Index per, count;
 };
-inline SampleChunks thread_chunks(const ConvGeometry& g, int threads) {
+
+/// Chunks for `threads` threads that each take whole chunks, at most conv_chunk(g) samples
+/// each. With `regroup` (the pass's values do not depend on how samples are grouped: every
+/// output column lies within one GEMM column of a gemm_columns_independent GEMM, every input
+/// pixel within one sample), as many chunks as make a multiple of the threads where the batch
+/// allows (it may give fewer: 5 samples on 4 threads are 3 chunks of 2); otherwise the chunks
+/// of for_each_unfold_block, the same on any number of threads.
+inline SampleChunks thread_chunks(const ConvGeometry& g, int threads, bool regroup) {
   const Index budget = conv_chunk(g);
+  if (g.n <= 0) return {budget, 0};
   Index count = (g.n + budget - 1) / budget;
+  if (!regroup) return {budget, count};
   count = std::min(g.n, (count + threads - 1) / threads * threads);
   const Index per = (g.n + count - 1) / count;
   return {per, (g.n + per - 1) / per};
+}
+
+/// fn(slot, n0, nb) for every chunk (samples [n0, n0 + nb)) of a batch of n, on `threads`
+/// threads that each take whole chunks; slot is the thread's number, for its own buffers.
+template <typename Fn>
+void for_each_chunk(int threads, const SampleChunks& chunks, Index n, Fn&& fn) {
+  convkit::detail::parallel_for_on(threads, chunks.count, [&](Index ci) {
+    const Index n0 = ci * chunks.per;
+    // On one thread the loop runs on the caller's thread, which may be thread 1 of the
+    // caller's own parallel region: its buffers are slot 0's.
+    fn(threads > 1 ? thread_slot() : 0, n0, std::min(chunks.per, n - n0));
+  });
 }
 
 /// Unfolds block (n0, nb, oy0, oy1) of group grp of x into col, nb·(oy1 − oy0)·OW columns, each
@@ -255,22 +292,23 @@ inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const f
 
 /// The unfolding forward pass (no bias) on several threads, each taking whole chunks of samples
 /// (thread_chunks) with its own column and product buffers; false, doing nothing, where it
-/// does not apply (one thread, fewer samples than threads, or a sample over the column budget,
-/// which goes a tile of rows at a time). The GEMMs are those of one thread column for column,
-/// so are the values. LeNet-5's C1 at batch 64 (unfolded: 25 rows), 2 threads: see docs.
+/// does not apply (one thread, fewer samples than threads, a sample over the column budget,
+/// which goes a tile of rows at a time, or chunks that neither split evenly between the
+/// threads nor number 4 per thread). Each output column's GEMM column gives the same bits as
+/// on one thread (thread_chunks regroups only where that holds). LeNet-5's C1 at batch 64: see
+/// docs/design.md.
 template <typename T>
 bool conv2d_forward_by_chunks(const T* x, const ConvGeometry& g, const T* w, T* y, Workspace<T>& ws) {
   const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg();
-  const int threads = chunk_threads(static_cast<double>(k) * static_cast<double>(ocg) * static_cast<double>(g.n * p) *
-                                    static_cast<double>(g.groups));
+  const int threads = chunk_threads(conv_multiply_adds(g));
   if (threads < 2 || g.n < threads || conv_tile_rows(g) < g.oh) return false;
-  const SampleChunks chunks = thread_chunks(g, threads);
+  const SampleChunks chunks = thread_chunks(g, threads, gemm_columns_independent<T>(ocg));
+  if (chunks.count % threads != 0 && chunks.count < 4 * threads) return false;
   const Index cols_max = chunks.per * p, out_sample = g.oc * p;
   T* columns = ws.get(Workspace<T>::kColumns, threads * k * cols_max);
   T* products = ws.get(Workspace<T>::kProduct, threads * ocg * cols_max);
-  convkit::detail::parallel_for_on(threads, chunks.count, [&](Index ci) {
-    const int slot = thread_slot();
-    const Index n0 = ci * chunks.per, nb = std::min(chunks.per, g.n - n0), cols = nb * p;
+  for_each_chunk(threads, chunks, g.n, [&](int slot, Index n0, Index nb) {
+    const Index cols = nb * p;
     T* col = columns + slot * k * cols_max;
     for (Index grp = 0; grp < g.groups; ++grp) {
       im2col_block(x, g, n0, nb, Index{0}, g.oh, grp, col);
@@ -386,17 +424,15 @@ void conv2d_backward_data_col2im(const T* dy, const ConvGeometry& g, const T* w,
   // batch 8, 2 threads, ms: ResNet-18's 3x3/2 layers 5.2 -> 3.8 (784 columns), 5.0 -> 3.4 (392),
   // 5.7 -> 4.4 (196); its 512-ch 3x3 at 7x7 (98 columns) 9.6 -> 13.3, so it stays on split GEMMs.
   const Index p = g.out_plane();
-  const int threads = chunk_threads(static_cast<double>(k) * static_cast<double>(ocg) * static_cast<double>(g.n * p) *
-                                    static_cast<double>(g.groups));
-  const SampleChunks chunks = thread_chunks(g, threads);
+  const int threads = chunk_threads(conv_multiply_adds(g));
+  const SampleChunks chunks = thread_chunks(g, threads, gemm_columns_independent<T>(k));
   if (threads > 1 && g.n >= threads && conv_tile_rows(g) >= g.oh && chunks.per * p >= 192 &&
       (chunks.count % threads == 0 || chunks.count >= 4 * threads)) {
     const Index cols_max = chunks.per * p;
     T* columns = ws.get(Workspace<T>::kColumns, threads * k * cols_max);
     T* gathers = ws.get(Workspace<T>::kProduct, threads * ocg * cols_max);
-    convkit::detail::parallel_for_on(threads, chunks.count, [&](Index ci) {
-      const int slot = thread_slot();
-      const Index n0 = ci * chunks.per, nb = std::min(chunks.per, g.n - n0), cols = nb * p;
+    for_each_chunk(threads, chunks, g.n, [&](int slot, Index n0, Index nb) {
+      const Index cols = nb * p;
       T* col = columns + slot * k * cols_max;
       for (Index grp = 0; grp < g.groups; ++grp) {
         Index ld = 0;
@@ -444,15 +480,14 @@ inline bool weight_grad_by_chunks(const ConvGeometry& g) {
 template <typename T>
 void conv2d_backward_weight_chunked(const T* x, const T* dy, const ConvGeometry& g, T* dw, Workspace<T>& ws) {
   const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg(), per = weight_grad_chunk(g);
-  const Index count = (g.n + per - 1) / per, cols_max = per * p, dw_size = g.oc * k;
-  const int threads = static_cast<int>(std::min<Index>(
-      chunk_threads(static_cast<double>(dw_size) * static_cast<double>(g.n * p) / static_cast<double>(g.groups)), count));
-  T* partials = ws.get(Workspace<T>::kPartialSums, count * dw_size);
+  const SampleChunks chunks{per, (g.n + per - 1) / per};
+  const Index cols_max = per * p, dw_size = g.oc * k;
+  const int threads = static_cast<int>(std::min<Index>(chunk_threads(conv_multiply_adds(g)), chunks.count));
+  T* partials = ws.get(Workspace<T>::kPartialSums, chunks.count * dw_size);
   T* columns = ws.get(Workspace<T>::kColumns, threads * k * cols_max);
   T* gathers = ws.get(Workspace<T>::kProduct, threads * ocg * cols_max);
-  convkit::detail::parallel_for_on(threads, count, [&](Index ci) {
-    const int slot = thread_slot();
-    const Index n0 = ci * per, nb = std::min(per, g.n - n0), cols = nb * p;
+  for_each_chunk(threads, chunks, g.n, [&](int slot, Index n0, Index nb) {
+    const Index ci = n0 / per, cols = nb * p;
     T* col = columns + slot * k * cols_max;
     for (Index grp = 0; grp < g.groups; ++grp) {
       im2col_block(x, g, n0, nb, Index{0}, g.oh, grp, col);
@@ -462,7 +497,7 @@ void conv2d_backward_weight_chunked(const T* x, const T* dy, const ConvGeometry&
            partials + ci * dw_size + grp * ocg * k, k);
     }
   });
-  for (Index ci = 0; ci < count; ++ci) {
+  for (Index ci = 0; ci < chunks.count; ++ci) {
     const T* part = partials + ci * dw_size;
     for (Index i = 0; i < dw_size; ++i) dw[i] += part[i];
   }

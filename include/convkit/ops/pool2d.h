@@ -3,7 +3,8 @@
 // Shapes: x (N, C, H, W) -> y (N, C, OH, OW), with
 //   OH = ⌊(H + 2·ph − KH) / sh⌋ + 1, or ⌈·⌉ + 1 in ceil mode, where a last window that would
 //   start in the bottom padding is dropped (PyTorch's and Caffe's rule).
-// Padding may be at most half the kernel, so every window holds at least one input pixel.
+// Padding may be at most half the kernel and the input has at least one row and column, so
+// every window holds at least one input pixel.
 //
 // Max:  y = max over the window (padding never wins); dX[argmax] += dY.
 // Average: y = Σ window / divisor. With count_include_pad (the default, as in PyTorch and
@@ -67,6 +68,9 @@ inline Shape pool2d_output_shape(const Shape& x, const Pool2dParams& p) {
                 ShapeError,
                 "pool2d: expected input (N, C, H, W) with H + 2·padding >= " << p.kernel_h
                     << " and W + 2·padding >= " << p.kernel_w << ", got " << x);
+  CONVKIT_CHECK(x[2] >= 1 && x[3] >= 1, ShapeError,
+                "pool2d: expected input (N, C, H, W) with H, W >= 1 (a window of only padding has no "
+                "value), got " << x);
   return Shape{x[0], x[1], pool2d_output_size(x[2], p.kernel_h, p.stride_h, p.pad_h, p.ceil_mode),
                pool2d_output_size(x[3], p.kernel_w, p.stride_w, p.pad_w, p.ceil_mode)};
 }
@@ -259,7 +263,9 @@ Tensor<T> max_pool2d_forward(const Tensor<T>& x, const Pool2dParams& p, std::vec
   // blend values and indices of one width.
   CONVKIT_CHECK(h * w < (Index{1} << 31), ValueError,
                 "max_pool2d: expected planes of fewer than 2^31 pixels, got " << h << "x" << w);
-  const auto [lo, hi] = detail::pool_interior_columns(w, ow, kw, sw, pw);
+  // Not a structured binding: C++17 lambdas cannot capture one (clang 14 rejects it).
+  const std::pair<Index, Index> interior = detail::pool_interior_columns(w, ow, kw, sw, pw);
+  const Index lo = interior.first, hi = interior.second;
   convkit::detail::parallel_for(planes, static_cast<double>(x.numel()), [&](Index pl) {
     const T* plane = xd + pl * h * w;
     const Index offset = pl * h * w;
