@@ -25,14 +25,29 @@ namespace convkit::detail {
 /// region costs a few microseconds, about what one core takes to stream this many floats.
 constexpr double kMinParallelWork = 1 << 15;
 
-/// Threads a loop over `work` elements may use (see the top of this file).
-inline int parallel_threads(double work) {
+/// Threads for `work` against a threshold: all OpenMP offers from outside a parallel region
+/// once the work reaches `min_work`, one otherwise (and always one without OpenMP). Each kind
+/// of work has its own threshold: loops here, GEMMs (ops/gemm.h), convolution chunks
+/// (ops/conv2d.h).
+inline int threads_for(double work, double min_work) {
 #ifdef _OPENMP
-  if (work >= kMinParallelWork && !omp_in_parallel()) return omp_get_max_threads();
+  if (work >= min_work && !omp_in_parallel()) return omp_get_max_threads();
 #else
-  (void)work;
+  (void)work, (void)min_work;
 #endif
   return 1;
+}
+
+/// Threads a loop over `work` elements may use (see the top of this file).
+inline int parallel_threads(double work) { return threads_for(work, kMinParallelWork); }
+
+/// The calling thread's number inside a parallel region (0 outside one, or without OpenMP).
+inline int thread_slot() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
 }
 
 /// fn(i) for i in [0, n) on `threads` threads (a plain loop for one thread or without

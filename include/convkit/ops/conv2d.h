@@ -150,23 +150,7 @@ inline double conv_multiply_adds(const ConvGeometry& g) {
 }
 
 /// Threads a pass of `work` multiply-adds may give whole chunks to (see above).
-inline int chunk_threads(double work) {
-#ifdef _OPENMP
-  if (work >= kMinChunkThreadsWork && !omp_in_parallel()) return omp_get_max_threads();
-#else
-  (void)work;
-#endif
-  return 1;
-}
-
-/// The calling thread's number inside a parallel region (0 outside one).
-inline int thread_slot() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
+inline int chunk_threads(double work) { return convkit::detail::threads_for(work, kMinChunkThreadsWork); }
 
 /// Whether every column of a T GEMM with m rows gets the same bits however many columns the
 /// GEMM has and wherever the column sits: true of convkit's packed float GEMM (it never splits
@@ -210,7 +194,7 @@ void for_each_chunk(int threads, const SampleChunks& chunks, Index n, Fn&& fn) {
     const Index n0 = ci * chunks.per;
     // On one thread the loop runs on the caller's thread, which may be thread 1 of the
     // caller's own parallel region: its buffers are slot 0's.
-    fn(threads > 1 ? thread_slot() : 0, n0, std::min(chunks.per, n - n0));
+    fn(threads > 1 ? convkit::detail::thread_slot() : 0, n0, std::min(chunks.per, n - n0));
   });
 }
 
@@ -278,7 +262,7 @@ inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const f
   float* products = chunk > 1 ? ws.get(Workspace<float>::kProduct, (by_chunk ? threads : 1) * ocg * chunk * p) : nullptr;
   convkit::detail::parallel_for_on(by_chunk ? threads : 1, chunks, [&](Index ci) {
     const Index n0 = ci * chunk, nb = std::min(chunk, g.n - n0), cols = nb * p;
-    const int slot = by_chunk ? thread_slot() : 0;
+    const int slot = by_chunk ? convkit::detail::thread_slot() : 0;
     for (Index grp = 0; grp < g.groups; ++grp) {
       const packed::Im2colB b{x + n0 * in_sample + grp * cg * g.in_plane(), &g, in_sample, p, 0};
       float* y_group = y + n0 * out_sample + grp * ocg * p;

@@ -8,6 +8,7 @@
 // fully connected layer ends up here, so this one call decides the library's speed.
 #pragma once
 
+#include "convkit/core/parallel.h"
 #include "convkit/core/shape.h"
 #include "convkit/ops/eigen_glue.h"
 #include "convkit/ops/packed_gemm.h"
@@ -30,14 +31,7 @@ constexpr double kMinThreadedGemmWork = 2e7;
 
 /// Threads a GEMM of `work` multiply-adds runs on: all OpenMP offers from outside a parallel
 /// region once the work reaches kMinThreadedGemmWork, one otherwise.
-inline int gemm_threads(double work) {
-#ifdef _OPENMP
-  if (work >= kMinThreadedGemmWork && !omp_in_parallel()) return omp_get_max_threads();
-#else
-  (void)work;
-#endif
-  return 1;
-}
+inline int gemm_threads(double work) { return convkit::detail::threads_for(work, kMinThreadedGemmWork); }
 
 /// While alive, Eigen's GEMMs on this thread use one OpenMP thread (Eigen reads the calling
 /// thread's omp_get_max_threads(), a per-thread setting, unless Eigen::setNbThreads was used).
