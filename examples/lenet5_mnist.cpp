@@ -8,8 +8,6 @@
 // Started by mpirun (mpirun -np 2 lenet5_mnist ...), it trains data-parallel over MPI when
 // built with convkit::mpi: --batch-size is the global batch, split across the ranks; rank 0
 // prints, logs and writes the checkpoint.
-#include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -22,6 +20,8 @@
 #include <vector>
 
 #include <convkit/convkit.h>
+
+#include "lenet5_options.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -139,50 +139,20 @@ const std::vector<std::string> kFashionNames = {"T-shirt", "Trouser", "Pullover"
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Train LeNet-5 on MNIST-format data with convkit"};
-  std::string data_dir, dataset = "mnist", optimizer_name = "adam", schedule_name = "cosine", save_path = "lenet5.ckpt",
-              resume_path, normalize = "standardize", log_path;
-  int epochs = 15, threads = 1;
-  Index batch_size = 64, limit = -1;
-  double lr = 1e-3, momentum = 0.9, weight_decay = 0.0;
-  std::uint64_t seed = 0;
-  bool eval_only = false, detect_anomaly = false;
-  app.add_option("--data", data_dir, "Directory with the four IDX files (plain or .gz)");
-  app.add_option("--dataset", dataset, "Dataset when --data is not given")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
-  app.add_option("--epochs", epochs, "Epochs to train (total, counting resumed ones)")->check(CLI::Range(0, 1000));
-  app.add_option("--batch-size", batch_size, "Mini-batch size")->check(CLI::Range(1, 65536));
-  app.add_option("--lr", lr, "Initial learning rate")->check(CLI::PositiveNumber);
-  app.add_option("--optimizer", optimizer_name, "sgd or adam")->check(CLI::IsMember({"sgd", "adam"}));
-  app.add_option("--momentum", momentum, "SGD momentum")->check(CLI::Range(0.0, 0.999));
-  app.add_option("--weight-decay", weight_decay, "L2 weight decay")->check(CLI::Range(0.0, 1.0));
-  app.add_option("--schedule", schedule_name, "Learning-rate schedule: none or cosine (per step, to 0)")
-      ->check(CLI::IsMember({"none", "cosine"}));
-  app.add_option("--normalize", normalize,
-                 "Pixels: 'unit' = x/255 in [0, 1]; 'standardize' = (x/255 - mean)/std with the training set's statistics")
-      ->check(CLI::IsMember({"unit", "standardize"}));
-  app.add_option("--seed", seed, "Seed for initialisation and shuffling");
-  app.add_option("--threads", threads, "Threads for the GEMMs (needs an OpenMP build)")->check(CLI::Range(1, 256));
-  app.add_option("--save", save_path, "Checkpoint written after every epoch ('' to skip)");
-  app.add_option("--resume", resume_path, "Checkpoint to continue from");
-  app.add_option("--log", log_path,
-                 "CSV file that gets one line per epoch (epoch, losses, accuracies, seconds); appended to on --resume");
-  app.add_option("--limit", limit, "Use only the first N training images (quick runs)");
-  app.add_flag("--eval-only", eval_only, "Only evaluate (the model from --resume) on the test set");
-  app.add_flag("--detect-anomaly", detect_anomaly,
-               "Check every layer's outputs and gradients; stop at the first NaN or infinity, naming the layer (slower)");
-  CLI11_PARSE(app, argc, argv);
+  TrainerOptions opt;
+  if (const int code = parse_trainer_options(argc, argv, opt); code >= 0) return code;
 
 #ifdef CONVKIT_WITH_MPI
   std::optional<distributed::MpiSession> mpi;
   if (distributed::launched_by_mpi()) mpi.emplace(argc, argv);
   const int rank = mpi ? mpi->rank() : 0, ranks = mpi ? mpi->size() : 1;
   // Every rank must run the same training: these options are compared across the ranks.
-  std::string fingerprint = "data " + data_dir + " dataset " + dataset + " epochs " + std::to_string(epochs) +
-                                  " batch " + std::to_string(batch_size) + " lr " + std::to_string(lr) + " " +
-                                  optimizer_name + " momentum " + std::to_string(momentum) + " wd " +
-                                  std::to_string(weight_decay) + " " + schedule_name + " " + normalize + " seed " +
-                                  std::to_string(seed) + " limit " + std::to_string(limit) + " resume " +
-                                  resume_path + (eval_only ? " eval-only" : "") + (save_path.empty() ? "" : " save");
+  std::string fingerprint =
+      "data " + opt.data_dir + " dataset " + opt.dataset + " epochs " + std::to_string(opt.epochs) + " batch " +
+      std::to_string(opt.batch_size) + " lr " + std::to_string(opt.lr) + " " + opt.optimizer + " momentum " +
+      std::to_string(opt.momentum) + " wd " + std::to_string(opt.weight_decay) + " " + opt.schedule + " " +
+      opt.normalize + " seed " + std::to_string(opt.seed) + " limit " + std::to_string(opt.limit) + " resume " +
+      opt.resume_path + (opt.eval_only ? " eval-only" : "") + (opt.save_path.empty() ? "" : " save");
   if (rank > 0 && !std::freopen("/dev/null", "w", stdout)) return 1;  // rank 0 alone reports
 #else
   const int rank = 0, ranks = 1;
@@ -193,18 +163,18 @@ int main(int argc, char** argv) {
     return 2;
   }
 #endif
-  set_detect_anomaly(detect_anomaly);
+  set_detect_anomaly(opt.detect_anomaly);
 #ifdef _OPENMP
-  omp_set_num_threads(threads);
+  omp_set_num_threads(opt.threads);
 #else
-  if (threads > 1) std::printf("note: built without OpenMP; running on 1 thread\n");
+  if (opt.threads > 1) std::printf("note: built without OpenMP; running on 1 thread\n");
 #endif
   try {
 #ifdef CONVKIT_WITH_MPI
     // Rank 0 finds (or downloads) the data and tells the others which it chose: every rank
     // then loads that folder (on a shared disk, or the same path on each host).
     std::optional<DataChoice> choice;
-    if (rank == 0) choice = resolve_data(data_dir, dataset);
+    if (rank == 0) choice = resolve_data(opt.data_dir, opt.dataset);
     if (mpi) {
       std::string chosen = choice ? choice->dir + '\n' + choice->name : "";
       int n = static_cast<int>(chosen.size());
@@ -216,13 +186,13 @@ int main(int argc, char** argv) {
       if (choice) fingerprint += " from " + choice->dir + " (" + choice->name + ")";
     }
 #else
-    const std::optional<DataChoice> choice = resolve_data(data_dir, dataset);
+    const std::optional<DataChoice> choice = resolve_data(opt.data_dir, opt.dataset);
 #endif
     if (!choice) return 2;  // every rank alike: rank 0 found no data
     auto options = data::MnistOptions().pad(2);
     // How the pixels were prepared, saved with the checkpoint for programs that use the model.
     std::map<std::string, std::string> meta = {{"dataset", choice->name}, {"pad", "2"}, {"mean", "0"}, {"std", "1"}};
-    if (normalize == "standardize") {
+    if (opt.normalize == "standardize") {
       const auto [mean, stddev] =
           data::idx_pixel_mean_std(data::find_data_file(choice->dir, "train-images-idx3-ubyte"));
       options.standardize(mean, stddev);
@@ -231,20 +201,21 @@ int main(int argc, char** argv) {
       meta["std"] = std::to_string(stddev);
     }
     const data::Dataset<float> train =
-        data::load_mnist<float>(choice->dir, "train", data::MnistOptions(options).limit(limit));
+        data::load_mnist<float>(choice->dir, "train", data::MnistOptions(options).limit(opt.limit));
     const data::Dataset<float> test = data::load_mnist<float>(choice->dir, "t10k", options);
     std::printf("data: %s from %s, %lld training and %lld test images\n", choice->name.c_str(), choice->dir.c_str(),
                 static_cast<long long>(train.size()), static_cast<long long>(test.size()));
 
-    Rng rng(seed);
+    Rng rng(opt.seed);
     Sequential<float> model = models::lenet5<float>(rng);
     model.set_needs_input_grad(false);  // the input is data: c1 skips its data gradient
     std::unique_ptr<Optimizer<float>> optimizer;
-    if (optimizer_name == "sgd")
-      optimizer = std::make_unique<SGD<float>>(model.named_parameters(),
-                                               SgdOptions(lr).momentum(momentum).weight_decay(weight_decay));
+    if (opt.optimizer == "sgd")
+      optimizer = std::make_unique<SGD<float>>(
+          model.named_parameters(), SgdOptions(opt.lr).momentum(opt.momentum).weight_decay(opt.weight_decay));
     else
-      optimizer = std::make_unique<Adam<float>>(model.named_parameters(), AdamOptions(lr).weight_decay(weight_decay));
+      optimizer = std::make_unique<Adam<float>>(model.named_parameters(),
+                                                AdamOptions(opt.lr).weight_decay(opt.weight_decay));
 
 #ifdef CONVKIT_WITH_MPI
     std::optional<distributed::DataParallel<float>> dp;
@@ -265,20 +236,20 @@ int main(int argc, char** argv) {
     };
     const auto save = [&](long long epoch) {
 #ifdef CONVKIT_WITH_MPI
-      if (dp) return dp->save_training_state(save_path, epoch, rng, meta);
+      if (dp) return dp->save_training_state(opt.save_path, epoch, rng, meta);
 #endif
-      save_training_state(save_path, model, *optimizer, epoch, rng, meta);
+      save_training_state(opt.save_path, model, *optimizer, epoch, rng, meta);
     };
 
     long long start_epoch = 0;
-    if (!resume_path.empty()) {
+    if (!opt.resume_path.empty()) {
 #ifdef CONVKIT_WITH_MPI
       if (dp)
-        start_epoch = dp->load_training_state(resume_path, rng);
+        start_epoch = dp->load_training_state(opt.resume_path, rng);
       else
 #endif
-        start_epoch = load_training_state(resume_path, model, *optimizer, rng);
-      std::printf("resumed from %s after epoch %lld\n", resume_path.c_str(), start_epoch);
+        start_epoch = load_training_state(opt.resume_path, model, *optimizer, rng);
+      std::printf("resumed from %s after epoch %lld\n", opt.resume_path.c_str(), start_epoch);
     }
     const bool fashion = choice->name == "Fashion-MNIST";
     const std::vector<std::string> names = fashion ? kFashionNames : std::vector<std::string>{};
@@ -287,19 +258,19 @@ int main(int argc, char** argv) {
       classes += (k ? "," : "") + (fashion ? kFashionNames[static_cast<std::size_t>(k)] : std::to_string(k));
     meta["classes"] = classes;
 
-    if (!eval_only) {
+    if (!opt.eval_only) {
       std::printf("LeNet-5, %lld parameters; %s lr %g%s, batch %lld, %d epochs, seed %llu, %d thread(s)%s\n",
-                  static_cast<long long>(model.parameter_count()), optimizer_name.c_str(), lr,
-                  schedule_name == "cosine" ? " cosine" : "", static_cast<long long>(batch_size), epochs,
-                  static_cast<unsigned long long>(seed), threads,
+                  static_cast<long long>(model.parameter_count()), opt.optimizer.c_str(), opt.lr,
+                  opt.schedule == "cosine" ? " cosine" : "", static_cast<long long>(opt.batch_size), opt.epochs,
+                  static_cast<unsigned long long>(opt.seed), opt.threads,
                   ranks > 1 ? (" on each of " + std::to_string(ranks) + " MPI ranks").c_str() : "");
-      data::Batcher batcher(train.size(), batch_size, /*shuffle=*/true);
-      const long long total_steps = static_cast<long long>(epochs) * batcher.num_batches();
+      data::Batcher batcher(train.size(), opt.batch_size, /*shuffle=*/true);
+      const long long total_steps = static_cast<long long>(opt.epochs) * batcher.num_batches();
       StepSchedule schedule;
-      if (schedule_name == "cosine") schedule = CosineAnnealing(lr, std::max(1LL, total_steps));
+      if (opt.schedule == "cosine") schedule = CosineAnnealing(opt.lr, std::max(1LL, total_steps));
       double train_seconds = 0.0;
-      for (long long epoch = start_epoch; epoch < epochs; ++epoch) {
-        ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), batcher.num_batches());
+      for (long long epoch = start_epoch; epoch < opt.epochs; ++epoch) {
+        ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(opt.epochs), batcher.num_batches());
         EpochStats stats;
         try {
           stats = run_epoch(batcher, schedule, [&](Index n, double l, Index c) { bar.update(n, l, c); });
@@ -307,20 +278,20 @@ int main(int argc, char** argv) {
           bar.finish();
           if (rank > 0) return 3;  // every rank stops at the same step; rank 0 says why
           std::fprintf(stderr, "error: %s\nstopped; %s\n", e.what(),
-                       save_path.empty() || !fs::exists(save_path)
+                       opt.save_path.empty() || !fs::exists(opt.save_path)
                            ? "no checkpoint was saved"
-                           : ("the last good checkpoint is " + save_path).c_str());
+                           : ("the last good checkpoint is " + opt.save_path).c_str());
           return 3;
         }
         const double secs = bar.finish();
         train_seconds += secs;
         const EvalStats ev = run_evaluation();
         std::printf("epoch %lld/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s, %.0f img/s\n",
-                    epoch + 1, epochs, stats.loss, 100.0 * stats.accuracy, ev.loss, 100.0 * ev.accuracy(), secs,
+                    epoch + 1, opt.epochs, stats.loss, 100.0 * stats.accuracy, ev.loss, 100.0 * ev.accuracy(), secs,
                     static_cast<double>(stats.images) / secs);
         std::fflush(stdout);
-        if (!log_path.empty() && rank == 0) append_log(log_path, epoch + 1, stats, ev, secs);
-        if (!save_path.empty()) save(epoch + 1);
+        if (!opt.log_path.empty() && rank == 0) append_log(opt.log_path, epoch + 1, stats, ev, secs);
+        if (!opt.save_path.empty()) save(epoch + 1);
       }
       std::printf("training time: %.1f s\n", train_seconds);
     }
@@ -328,7 +299,7 @@ int main(int argc, char** argv) {
     std::printf("final test accuracy: %.2f%% (%lld/%lld), test loss %.4f\n", 100.0 * ev.accuracy(),
                 static_cast<long long>(ev.confusion.correct()), static_cast<long long>(ev.confusion.total()), ev.loss);
     std::printf("confusion matrix (rows: true class, columns: predicted):\n%s", ev.confusion.to_string(names).c_str());
-    if (!eval_only && !save_path.empty()) std::printf("checkpoint: %s\n", save_path.c_str());
+    if (!opt.eval_only && !opt.save_path.empty()) std::printf("checkpoint: %s\n", opt.save_path.c_str());
   } catch (const Error& e) {
     if (ranks > 1) {
       std::fprintf(stderr, "error (rank %d of %d): %s\n", rank, ranks, e.what());
