@@ -5,6 +5,7 @@
 // and apart the two files compile in parallel and an edit to one leaves the other alone.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -20,8 +21,8 @@ struct TrainerOptions {
   std::string log_path;
   int epochs = 15;
   int threads = 1;
-  std::int64_t batch_size = 64;
-  std::int64_t limit = -1;  // --limit: first N training images; -1 for all
+  std::ptrdiff_t batch_size = 64;  // convkit::Index
+  std::ptrdiff_t limit = -1;       // --limit: first N training images; -1 for all
   double lr = 1e-3;
   double momentum = 0.9;
   double weight_decay = 0.0;
