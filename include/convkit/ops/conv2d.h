@@ -186,6 +186,12 @@ inline SampleChunks thread_chunks(const ConvGeometry& g, int threads, bool regro
   return {per, (g.n + per - 1) / per};
 }
 
+/// Whether `threads` threads share `count` chunks well enough to each take whole ones: several
+/// threads, and chunks that split evenly between them or number at least 4 per thread.
+inline bool chunks_share_well(Index count, int threads) {
+  return threads > 1 && count >= threads && (count % threads == 0 || count >= 4 * threads);
+}
+
 /// fn(slot, n0, nb) for every chunk (samples [n0, n0 + nb)) of a batch of n, on `threads`
 /// threads that each take whole chunks; slot is the thread's number, for its own buffers.
 template <typename Fn>
@@ -257,7 +263,7 @@ inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const f
   const double chunk_work =
       static_cast<double>(ocg) * static_cast<double>(chunk * p) * static_cast<double>(k) * static_cast<double>(g.groups);
   const int threads = chunk_threads(chunk_work * static_cast<double>(chunks));
-  const bool by_chunk = threads > 1 && chunks >= threads && (chunks % threads == 0 || chunks >= 4 * threads);
+  const bool by_chunk = chunks_share_well(chunks, threads);
   const int gemm_threads_per_chunk = by_chunk ? 1 : gemm_threads(chunk_work);
   float* products = chunk > 1 ? ws.get(Workspace<float>::kProduct, (by_chunk ? threads : 1) * ocg * chunk * p) : nullptr;
   convkit::detail::parallel_for_on(by_chunk ? threads : 1, chunks, [&](Index ci) {
@@ -287,7 +293,7 @@ bool conv2d_forward_by_chunks(const T* x, const ConvGeometry& g, const T* w, T* 
   const int threads = chunk_threads(conv_multiply_adds(g));
   if (threads < 2 || g.n < threads || conv_tile_rows(g) < g.oh) return false;
   const SampleChunks chunks = thread_chunks(g, threads, gemm_columns_independent<T>(ocg));
-  if (chunks.count % threads != 0 && chunks.count < 4 * threads) return false;
+  if (!chunks_share_well(chunks.count, threads)) return false;
   const Index cols_max = chunks.per * p, out_sample = g.oc * p;
   T* columns = ws.get(Workspace<T>::kColumns, threads * k * cols_max);
   T* products = ws.get(Workspace<T>::kProduct, threads * ocg * cols_max);
@@ -410,8 +416,7 @@ void conv2d_backward_data_col2im(const T* dy, const ConvGeometry& g, const T* w,
   const Index p = g.out_plane();
   const int threads = chunk_threads(conv_multiply_adds(g));
   const SampleChunks chunks = thread_chunks(g, threads, gemm_columns_independent<T>(k));
-  if (threads > 1 && g.n >= threads && conv_tile_rows(g) >= g.oh && chunks.per * p >= 192 &&
-      (chunks.count % threads == 0 || chunks.count >= 4 * threads)) {
+  if (conv_tile_rows(g) >= g.oh && chunks.per * p >= 192 && chunks_share_well(chunks.count, threads)) {
     const Index cols_max = chunks.per * p;
     T* columns = ws.get(Workspace<T>::kColumns, threads * k * cols_max);
     T* gathers = ws.get(Workspace<T>::kProduct, threads * ocg * cols_max);
