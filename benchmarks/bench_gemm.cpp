@@ -21,7 +21,8 @@
 // the column matrix stays within ops::kConvColumnBudget elements; the data gradient by col2im
 // where ops::detail::backward_data_by_col2im says so, otherwise as the stride-1 forward
 // convolution of the padded dY with the flipped filters). If that file changes its strategy,
-// change this one too.
+// change this one too. Layers with few channels, which conv2d runs on its direct kernels
+// (ops/direct_conv.h) where the CPU has AVX2, are lowered here as on a CPU without them.
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
@@ -89,18 +90,6 @@ ops::ConvGeometry forward_geometry(const LayerSpec& l) {
   p.stride_h = p.stride_w = l.stride;
   p.pad_h = p.pad_w = l.pad;
   return ops::conv2d_geometry(Shape{l.n, l.c, l.h, l.w}, Shape{l.oc, l.c, l.k, l.k}, p);
-}
-
-/// The stride-1 geometry conv2d_backward_data runs forward when it does not use col2im (so
-/// g is stride 1): input dY, filters W' (C, OC/g, KH, KW), output exactly H x W.
-ops::ConvGeometry backward_data_geometry(const ops::ConvGeometry& g) {
-  ops::ConvGeometry b;
-  b.n = g.n, b.c = g.oc, b.h = g.oh, b.w = g.ow;
-  b.oc = g.c, b.kh = g.kh, b.kw = g.kw;
-  b.pt = g.dh * (g.kh - 1) - g.pt, b.pl = g.dw * (g.kw - 1) - g.pl;
-  b.dh = g.dh, b.dw = g.dw, b.groups = g.groups;
-  b.oh = g.h, b.ow = g.w;
-  return b;
 }
 
 double nominal_flops(const ops::ConvGeometry& g) {
@@ -294,7 +283,7 @@ void register_all() {
 
   for (const LayerSpec& l : kLayers) {
     const ops::ConvGeometry g = forward_geometry(l);
-    const ops::ConvGeometry back = backward_data_geometry(g);
+    const ops::ConvGeometry back = ops::detail::flipped_geometry(g);
     const bool by_col2im = ops::detail::backward_data_by_col2im(g);
     const double flops = nominal_flops(g);
     const std::string base = std::string("lowered/") + l.name + "/";
@@ -334,7 +323,7 @@ void register_all() {
           ->Unit(benchmark::kMicrosecond);
       if (!ops::detail::backward_data_by_col2im(g))  // the flipped-filter data gradient only
         benchmark::RegisterBenchmark((std::string("pipeline/") + l.name + "/bwd_data" + tail).c_str(),
-                                     bm_lowered_pipeline, backward_data_geometry(g), budget)
+                                     bm_lowered_pipeline, ops::detail::flipped_geometry(g), budget)
             ->Unit(benchmark::kMicrosecond);
     }
   }

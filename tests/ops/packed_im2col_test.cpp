@@ -109,9 +109,14 @@ TEST(PackedIm2col, ConvolutionsMatchReference) {
   same.pad_h = same.pad_w = 1;
   // Every case has at least kMinIm2colPackedRows rows of the column matrix (8 channels of
   // 3x3 per group: 72), so the forward packs with Im2colB where the CPU allows.
+  // And more output channels than the direct kernels take (ops/direct_conv.h: 16), or groups
+  // or column strides they do not take.
   static_assert(packed::kMinIm2colPackedRows <= 72, "the cases below must reach Im2colB");
+#ifdef CONVKIT_DIRECT_CONV
+  static_assert(ops::detail::direct::kMaxChannels < 18, "the cases below must not take the direct kernels");
+#endif
   // 7x7 planes: chunks of samples share a GEMM (AVX-512: 20 = 7 + 7 + 6 after spreading).
-  expect_conv_matches_reference(20, 8, 7, 7, 6, 3, 3, same, 1);
+  expect_conv_matches_reference(20, 8, 7, 7, 18, 3, 3, same, 1);
   // Groups of 8 input and 8 output channels; the data gradient is the flipped convolution.
   ops::Conv2dParams grouped = same;
   grouped.groups = 2;
@@ -122,7 +127,7 @@ TEST(PackedIm2col, ConvolutionsMatchReference) {
   strided.dilation_h = strided.dilation_w = 2;
   expect_conv_matches_reference(3, 8, 19, 17, 8, 3, 3, strided, 3);
   // A plane of 1,600 columns: several column blocks of one sample's GEMM, written into y.
-  expect_conv_matches_reference(2, 3, 40, 40, 5, 5, 5, [] {
+  expect_conv_matches_reference(2, 3, 40, 40, 18, 5, 5, [] {
     ops::Conv2dParams q;
     q.pad_h = q.pad_w = 2;
     return q;

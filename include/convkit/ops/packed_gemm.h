@@ -42,6 +42,26 @@
 
 namespace convkit::ops::detail::packed {
 
+/// Transposes the 8 x 8 block r holds (row i in r[i]) in place: afterwards lane i of r[q] is
+/// what lane q of r[i] was.
+inline void transpose8x8(__m256 (&r)[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 2; ++g) {  // u[4g + c], lane L: column 4L + c of rows 4g .. 4g+3
+    u[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+    r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+  }
+}
+
 #if defined(__AVX512F__)
 using Vec = __m512;
 constexpr int kLanes = 16;
@@ -128,22 +148,10 @@ inline void transpose_block(const float* src, Index lds, int rows, float scale, 
     }
     if (left >= 1) _mm_store_ss(p, part);
   };
-  __m256 t[8], u[8];
-  for (int i = 0; i < 8; i += 2) {
-    const __m256 r0 = row(i), r1 = row(i + 1);
-    t[i] = _mm256_unpacklo_ps(r0, r1);
-    t[i + 1] = _mm256_unpackhi_ps(r0, r1);
-  }
-  for (int g = 0; g < 2; ++g) {  // u[4g + c], lane L: column 4L + c of rows 4g .. 4g+3
-    u[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; ++c) {
-    store(dst + c * ldd, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
-    store(dst + (4 + c) * ldd, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
-  }
+  __m256 r[8];
+  for (int i = 0; i < 8; ++i) r[i] = row(i);
+  transpose8x8(r);
+  for (int q = 0; q < 8; ++q) store(dst + q * ldd, r[q]);
 }
 constexpr int kMR = 6;
 constexpr int kNV = 2;  // kNR = 16

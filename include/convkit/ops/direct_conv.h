@@ -1,0 +1,298 @@
+// convkit/ops/direct_conv.h — direct float convolution for layers with few output channels
+// (at most kMaxChannels), compiled in with AVX2 + FMA.
+//
+// The im2col GEMM pays for its unfolding by reusing each unfolded value across the output
+// channels: with 6 or 16 of them (LeNet-5's C1 and C3) there is little reuse, and unfolding,
+// packing and the GEMM's thin tiles cost more than the multiply-adds (C1's forward ran at 11
+// GFLOP/s on Zen 3). Here the output channels are the vector lanes (one vector of 8, or two),
+// and a tile of neighbouring outputs keeps 12 accumulators or fewer; per tap
+// (c, i, j) it loads the tap's NV weight vectors and broadcasts the tile's input values, read
+// in place (with one vector of channels, a tile is R outputs of two neighbouring rows):
+//
+//   y[n, o, oy, ox] = b[o] + Σ_{c,i,j} w[o, c, i, j] · xp[n, c, oy·sh + i·dh, ox + j·dw]
+//
+// where xp is the sample with its padding: x itself when the layer does not pad, otherwise a
+// zero-padded copy of the sample (small: the layers this serves have small planes). The tile
+// writes its outputs channel-fastest into a per-sample buffer, which is transposed into y's
+// planes with the bias added. Column stride 1, one group. Each output is one tile's sum over
+// the taps in a fixed order, so the values do not depend on the number of threads (threads
+// take whole samples). The weight gradient (weight_grad) runs the same tiles with the roles
+// turned: their outputs are filter taps, their loop a sample's output positions, and dY
+// (transposed) gives the vectors. docs/design.md has the measurements.
+#pragma once
+
+#include "convkit/ops/packed_gemm.h"
+
+#if defined(CONVKIT_PACKED_GEMM) && defined(__AVX2__) && defined(__FMA__)
+#define CONVKIT_DIRECT_CONV 1
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+#include "convkit/core/parallel.h"
+#include "convkit/ops/im2col.h"
+#include "convkit/ops/workspace.h"
+
+namespace convkit::ops::detail::direct {
+
+constexpr int kLanes = 8;
+/// Output channels the direct forward takes: one or two vectors of them, at least half full
+/// (one channel in 8 lanes ran LeNet-5's C1 data gradient as a flipped convolution at a third
+/// of col2im's speed).
+constexpr Index kMinChannels = kLanes / 2, kMaxChannels = 2 * kLanes;
+/// Taps (C·KH·KW) at most: beyond that a tile's inputs and weights outgrow the L1 and the
+/// GEMM's reuse pays for its unfolding.
+constexpr Index kMaxTaps = 1024;
+/// Outputs per tile row at most: a tile of two output rows for one vector of channels, of one
+/// for two vectors, so 12 accumulators, with the weights and one broadcast value, in AVX2's 16
+/// registers. (Measured on Zen 3, one core, tiles over L1-resident data: 6 outputs x 2 vectors
+/// 68-73 GFLOP/s, 12 x 1 58-64, 7 x 1 40-43, 8 x 1 54-55: fewer accumulators than 12 leave the
+/// FMA units waiting.)
+constexpr int kMaxTile = 6;
+
+/// Output rows per tile for nv vectors of channels.
+constexpr int tile_rows(int nv) { return nv == 1 ? 2 : 1; }
+
+/// A loop of sums over (c, i, j) for c < channels, i < kh, j < kw, reading the input at
+/// c·channel + i·row + j·col from where the tile's outputs start. The forward pass loops over
+/// the taps of the filters; the weight gradient, whose outputs are the taps, over the output
+/// positions of each sample (one "channel").
+struct Taps {
+  Index channels, kh, kw;
+  Index channel, row, col;
+};
+
+/// out[q·out_step + r·NV·8 + lane] (= if `accumulate`, += otherwise) Σ over the loop's steps s
+/// of vec[s·NV·8 + lane] · in[q·in_step + offset(s) + r], for the R outputs r of each of the
+/// tile's rows q. Forward: vec holds the weights, tap-major, output channels in lanes; weight
+/// gradient: dY, position-major, output channels in lanes.
+template <int R, int NV>
+void tile(const float* in, Index in_step, const Taps& t, const float* vec, float* out, Index out_step,
+          bool accumulate) {
+  constexpr int kRows = tile_rows(NV);
+  __m256 acc[kRows][R][NV];
+#pragma GCC unroll 2
+  for (int q = 0; q < kRows; ++q)
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v)
+        acc[q][r][v] = accumulate ? _mm256_loadu_ps(out + q * out_step + (r * NV + v) * kLanes) : _mm256_setzero_ps();
+  for (Index c = 0; c < t.channels; ++c)
+    for (Index i = 0; i < t.kh; ++i) {
+      const float* row = in + c * t.channel + i * t.row;
+      for (Index j = 0; j < t.kw; ++j, vec += NV * kLanes) {
+        const float* src = row + j * t.col;
+        __m256 wv[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) wv[v] = _mm256_loadu_ps(vec + v * kLanes);
+#pragma GCC unroll 2
+        for (int q = 0; q < kRows; ++q)
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r) {
+            const __m256 a = _mm256_set1_ps(src[q * in_step + r]);  // not _mm256_broadcast_ss: see packed::vbroadcast
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; ++v) acc[q][r][v] = _mm256_fmadd_ps(a, wv[v], acc[q][r][v]);
+          }
+      }
+    }
+#pragma GCC unroll 2
+  for (int q = 0; q < kRows; ++q)
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + q * out_step + (r * NV + v) * kLanes, acc[q][r][v]);
+}
+
+using TileFn = void (*)(const float*, Index, const Taps&, const float*, float*, Index, bool);
+
+template <int NV, int... R>
+constexpr std::array<TileFn, sizeof...(R)> tile_table(std::integer_sequence<int, R...>) {
+  return {&tile<R + 1, NV>...};
+}
+
+/// The tile of r outputs per row (1 <= r <= kMaxTile) for nv vectors of channels.
+inline TileFn kernel(int nv, Index r) {
+  static constexpr auto one = tile_table<1>(std::make_integer_sequence<int, kMaxTile>{});
+  static constexpr auto two = tile_table<2>(std::make_integer_sequence<int, kMaxTile>{});
+  return nv == 1 ? one[static_cast<std::size_t>(r - 1)] : two[static_cast<std::size_t>(r - 1)];
+}
+
+/// Tiles of `size` outputs that cover an extent of `len`: tile s starts at start(s).
+struct Cover {
+  Index len, count, size;
+  /// Tiles of at most `most`, as even as they come.
+  Cover(Index len_, Index most) : len(len_), count((len_ + most - 1) / most), size((len_ + count - 1) / count) {}
+  /// The last tile moved back to end at len, overlapping its neighbour: for outputs that are
+  /// overwritten (written again with the same values), not added to.
+  Index start(Index s) const { return std::min(s * size, len - size); }
+};
+
+/// Whether the direct forward takes this geometry.
+inline bool forward_applies(const ConvGeometry& g) {
+  return g.groups == 1 && g.sw == 1 && g.oc >= kMinChannels && g.oc <= kMaxChannels && g.col_rows() >= 1 &&
+         g.col_rows() <= kMaxTaps && g.oh >= 1 && g.ow >= 1 && !g.is_pointwise();
+}
+
+/// Whether the direct weight gradient takes this geometry: as the forward, and unit column
+/// dilation (a tile's taps are neighbouring input columns).
+inline bool weight_grad_applies(const ConvGeometry& g) { return forward_applies(g) && g.dw == 1; }
+
+inline int vectors(const ConvGeometry& g) { return g.oc <= kLanes ? 1 : 2; }
+
+/// y (OC, P) = the first OC lanes of buf (P, lanes), transposed, plus b (null: none).
+inline void store_planes(const float* buf, Index lanes, Index p, Index oc, const float* b, float* y) {
+  Index p0 = 0;
+  for (; p0 + kLanes <= p; p0 += kLanes)
+    for (Index v = 0; v * kLanes < oc; ++v) {
+      __m256 r[kLanes];
+      for (int i = 0; i < kLanes; ++i) r[i] = _mm256_loadu_ps(buf + (p0 + i) * lanes + v * kLanes);
+      packed::transpose8x8(r);
+      for (Index q = 0; q < kLanes && v * kLanes + q < oc; ++q) {
+        const Index o = v * kLanes + q;
+        _mm256_storeu_ps(y + o * p + p0, b ? _mm256_add_ps(r[q], _mm256_set1_ps(b[o])) : r[q]);
+      }
+    }
+  for (; p0 < p; ++p0)
+    for (Index o = 0; o < oc; ++o) y[o * p + p0] = b ? buf[p0 * lanes + o] + b[o] : buf[p0 * lanes + o];
+}
+
+/// buf (P, lanes) = y (OC, P) transposed, lanes past OC 0.
+inline void load_planes(const float* y, Index oc, Index p, Index lanes, float* buf) {
+  Index p0 = 0;
+  for (; p0 + kLanes <= p; p0 += kLanes)
+    for (Index v = 0; v * kLanes < lanes; ++v) {
+      __m256 r[kLanes];
+      for (int q = 0; q < kLanes; ++q) {
+        const Index o = v * kLanes + q;
+        r[q] = o < oc ? _mm256_loadu_ps(y + o * p + p0) : _mm256_setzero_ps();
+      }
+      packed::transpose8x8(r);
+      for (int i = 0; i < kLanes; ++i) _mm256_storeu_ps(buf + (p0 + i) * lanes + v * kLanes, r[i]);
+    }
+  for (; p0 < p; ++p0)
+    for (Index o = 0; o < lanes; ++o) buf[p0 * lanes + o] = o < oc ? y[o * p + p0] : 0.0f;
+}
+
+/// The input the taps read: x itself when the layer does not pad, otherwise each sample copied
+/// with its padding (rows x cols per channel, from the top-left corner of the padding).
+struct Input {
+  bool copy;
+  Index rows, cols;  // of a channel of the input read
+  explicit Input(const ConvGeometry& g) {
+    const Index need_rows = (g.oh - 1) * g.sh + g.dh * (g.kh - 1) + 1, need_cols = g.ow + g.dw * (g.kw - 1);
+    copy = g.pt != 0 || g.pl != 0 || need_rows > g.h || need_cols > g.w;
+    rows = copy ? need_rows : g.h;
+    cols = copy ? need_cols : g.w;
+  }
+  /// Floats of a padded copy of one sample (0 without copies).
+  Index copy_size(const ConvGeometry& g) const { return copy ? g.c * rows * cols : 0; }
+
+  /// Sample xs (C, H, W) as the taps read it: xs itself, or its padded copy in buf:
+  /// buf[c, r, q] = xs[c, r − pt, q − pl], 0 outside xs.
+  const float* sample(const float* xs, const ConvGeometry& g, float* buf) const {
+    if (!copy) return xs;
+    const Index lo = std::clamp<Index>(g.pl, 0, cols), hi = std::clamp<Index>(g.pl + g.w, lo, cols);
+    for (Index c = 0; c < g.c; ++c)
+      for (Index r = 0; r < rows; ++r) {
+        float* o = buf + (c * rows + r) * cols;
+        const Index sr = r - g.pt;
+        if (sr < 0 || sr >= g.h) {
+          std::fill(o, o + cols, 0.0f);
+          continue;
+        }
+        const float* src = xs + (c * g.h + sr) * g.w - g.pl;
+        std::fill(o, o + lo, 0.0f);
+        std::copy(src + lo, src + hi, o + lo);
+        std::fill(o + hi, o + cols, 0.0f);
+      }
+    return buf;
+  }
+};
+
+/// y = conv(x, w) + b (b null: none) for a geometry forward_applies to, on `threads` threads
+/// that take whole samples. Overwrites y.
+inline void forward(const float* x, const ConvGeometry& g, const float* w, const float* b, float* y,
+                    Workspace<float>& ws, int threads) {
+  const int nv = vectors(g);
+  const Index lanes = nv * kLanes, k = g.col_rows(), p = g.out_plane();
+  const Input input(g);
+  const Index padded = input.copy_size(g), per_thread = padded + p * lanes;
+  float* wt = ws.get(Workspace<float>::kProduct, k * lanes);  // wt[t][o] = w[o][t], 0 past OC
+  for (Index t = 0; t < k; ++t)
+    for (Index o = 0; o < lanes; ++o) wt[t * lanes + o] = o < g.oc ? w[o * k + t] : 0.0f;
+  float* buffers = ws.get(Workspace<float>::kColumns, threads * per_thread);
+  // Tiles cover each output row and tiles of two rows the rows (a single row is taken as two
+  // rows that are the same); the last ones overlap their neighbours (Cover::start).
+  const Cover across(g.ow, kMaxTile), down(g.oh, std::min<Index>(tile_rows(nv), g.oh));
+  const Index rows_per_tile = down.size;
+  const TileFn fn = kernel(nv, across.size);
+  const Taps taps{g.c, g.kh, g.kw, input.rows * input.cols, g.dh * input.cols, g.dw};
+  const Index in_sample = g.c * g.in_plane(), in_step = rows_per_tile > 1 ? g.sh * input.cols : 0,
+              out_step = rows_per_tile > 1 ? g.ow * lanes : 0;
+  convkit::detail::parallel_for_on(threads, g.n, [&](Index n) {
+    float* buf = buffers + (threads > 1 ? convkit::detail::thread_slot() : 0) * per_thread;
+    const float* xs = input.sample(x + n * in_sample, g, buf);
+    float* out = buf + padded;
+    for (Index ty = 0; ty < down.count; ++ty) {
+      const Index oy = down.start(ty);
+      for (Index tx = 0; tx < across.count; ++tx) {
+        const Index ox = across.start(tx);
+        fn(xs + oy * g.sh * input.cols + ox, in_step, taps, wt, out + (oy * g.ow + ox) * lanes, out_step, false);
+      }
+    }
+    store_planes(out, lanes, p, g.oc, b, y + n * g.oc * p);
+  });
+}
+
+/// dW += Σ over chunks of `per` samples, in chunk order, of each chunk's sum (computed on any
+/// of `threads` threads), for a geometry weight_grad_applies to:
+///   dW[o, c, i, j] = Σ_{n, oy, ox} dY[n, o, oy, ox] · xp[n, c, oy·sh + i·dh, ox + j]
+/// Here the outputs of a tile are taps (c, i, j .. j + R − 1), with one vector of channels two
+/// filter rows i, i + 1 of them, and the loop runs over a sample's output positions, reading
+/// dY transposed (positions x channels). The tiles partition the taps exactly (sums add up
+/// over the samples of a chunk): a last single filter row goes as two rows that are the same.
+inline void weight_grad(const float* x, const float* dy, const ConvGeometry& g, float* dw, Index per, int threads,
+                        Workspace<float>& ws) {
+  const int nv = vectors(g);
+  const Index lanes = nv * kLanes, k = g.col_rows(), p = g.out_plane(), chunks = (g.n + per - 1) / per;
+  const Input input(g);
+  const Index padded = input.copy_size(g), per_thread = padded + p * lanes;
+  float* partials = ws.get(Workspace<float>::kPartialSums, chunks * k * lanes);  // [chunk][tap][lane]
+  float* buffers = ws.get(Workspace<float>::kColumns, threads * per_thread);
+  const Index rows_per_tile = std::min<Index>(tile_rows(nv), g.kh);
+  const Cover across(g.kw, kMaxTile);
+  const Taps positions{1, g.oh, g.ow, 0, g.sh * input.cols, 1};
+  const Index in_sample = g.c * g.in_plane(), out_sample = g.oc * p;
+  convkit::detail::parallel_for_on(threads, chunks, [&](Index ci) {
+    float* buf = buffers + (threads > 1 ? convkit::detail::thread_slot() : 0) * per_thread;
+    float* dyt = buf + padded;
+    float* part = partials + ci * k * lanes;
+    const Index n0 = ci * per, n1 = std::min(g.n, n0 + per);
+    for (Index n = n0; n < n1; ++n) {
+      const float* xs = input.sample(x + n * in_sample, g, buf);
+      load_planes(dy + n * out_sample, g.oc, p, lanes, dyt);
+      for (Index c = 0; c < g.c; ++c)
+        for (Index i = 0; i < g.kh; i += rows_per_tile) {
+          const bool pair = i + rows_per_tile <= g.kh && rows_per_tile > 1;
+          for (Index j = 0; j < g.kw; j += across.size) {
+            const Index r = std::min(across.size, g.kw - j);  // exact: the last tile may be narrower
+            kernel(nv, r)(xs + c * input.rows * input.cols + i * g.dh * input.cols + j, pair ? g.dh * input.cols : 0,
+                          positions, dyt, part + ((c * g.kh + i) * g.kw + j) * lanes, pair ? g.kw * lanes : 0, n > n0);
+          }
+        }
+    }
+  });
+  for (Index ci = 0; ci < chunks; ++ci) {
+    const float* part = partials + ci * k * lanes;
+    for (Index o = 0; o < g.oc; ++o)
+      for (Index t = 0; t < k; ++t) dw[o * k + t] += part[t * lanes + o];
+  }
+}
+
+}  // namespace convkit::ops::detail::direct
+
+#endif

@@ -1,0 +1,182 @@
+// ops/direct_conv.h: the float convolutions with few output channels that run on the direct
+// kernels (the forward pass and the weight gradient; the data gradient where it is a flipped
+// convolution with few input channels) must
+// match the naive reference, on every edge of their tiling: one and two vectors of channels,
+// odd numbers of output rows (the last row tile moved back), a single output row, rows not a
+// multiple of the tile, padding (the padded copy), crops, row stride and dilation, a single
+// filter row and filters wider than a tile (the weight gradient's exact partition); and give
+// the same bits on one and two threads.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iterator>
+#include <limits>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <convkit/ops/conv2d.h>
+
+#include "support/reference_ops.h"
+#include "support/seed.h"
+
+namespace convkit {
+namespace {
+
+#ifdef CONVKIT_DIRECT_CONV
+
+namespace direct = ops::detail::direct;
+
+struct DirectCase {
+  const char* name;
+  Index n, c, h, w, oc, kh, kw, sh, ph, pw, dh, dw;
+};
+
+// clang-format off
+//  name                     n   c   h   w  oc kh kw sh ph pw dh dw
+const DirectCase kCases[] = {
+  {"lenet_c1",               5,  1, 32, 32,  6, 5, 5, 1, 0, 0, 1, 1},
+  {"lenet_c3",               7,  6, 14, 14, 16, 5, 5, 1, 0, 0, 1, 1},
+  {"odd_rows_pad",           3,  5,  9, 13,  4, 3, 3, 1, 1, 1, 1, 1},
+  {"two_vectors_pad2",       2,  7, 11,  8, 13, 3, 3, 1, 2, 2, 1, 1},
+  {"one_output_row",         3,  4,  5, 17,  8, 5, 3, 1, 0, 1, 1, 1},
+  {"narrow_output",          2,  3,  6,  4,  9, 3, 3, 1, 0, 0, 1, 1},
+  {"row_stride_2",           2,  4, 15, 12,  7, 3, 3, 2, 1, 1, 1, 1},
+  {"row_dilation",           2,  3, 16, 14, 10, 3, 3, 1, 2, 1, 2, 1},
+  {"column_dilation",        2,  3, 12, 16,  5, 3, 3, 1, 1, 2, 1, 2},
+  {"wide_filter_one_row",    3,  2,  6, 20, 11, 1, 7, 1, 0, 3, 1, 1},
+  {"tall_filter",            2,  2, 17,  9,  6, 7, 2, 1, 3, 0, 1, 1},
+  {"one_sample",             1,  9,  8,  8, 16, 3, 3, 1, 1, 1, 1, 1},
+  {"flipped_data_gradient",  4, 12, 16, 16,  8, 3, 3, 1, 1, 1, 1, 1},
+};
+// clang-format on
+
+ops::Conv2dParams params_of(const DirectCase& c) {
+  ops::Conv2dParams p;
+  p.stride_h = c.sh, p.pad_h = c.ph, p.pad_w = c.pw, p.dilation_h = c.dh, p.dilation_w = c.dw;
+  return p;
+}
+
+TEST(DirectConv, CasesReachTheDirectKernels) {
+  for (const DirectCase& c : kCases) {
+    const ops::ConvGeometry g = ops::conv2d_geometry(Shape{c.n, c.c, c.h, c.w}, Shape{c.oc, c.c, c.kh, c.kw}, params_of(c));
+    EXPECT_TRUE(direct::forward_applies(g)) << c.name;
+    EXPECT_EQ(direct::weight_grad_applies(g), c.dw == 1) << c.name;
+  }
+  // The last case's data gradient is the flipped convolution (8 -> 12 channels), direct too.
+  const DirectCase& f = kCases[std::size(kCases) - 1];
+  const ops::ConvGeometry fg = ops::conv2d_geometry(Shape{f.n, f.c, f.h, f.w}, Shape{f.oc, f.c, f.kh, f.kw}, params_of(f));
+  EXPECT_FALSE(ops::detail::backward_data_by_col2im(fg));
+  EXPECT_TRUE(direct::forward_applies(ops::detail::flipped_geometry(fg)));
+  // Two vectors of channels at most, at least half of one; one group; unit column stride.
+  const ops::ConvGeometry lenet = ops::conv2d_geometry(Shape{2, 6, 14, 14}, Shape{16, 6, 5, 5}, {});
+  EXPECT_TRUE(direct::forward_applies(lenet));
+  EXPECT_FALSE(direct::forward_applies(ops::conv2d_geometry(Shape{2, 6, 14, 14}, Shape{17, 6, 5, 5}, {})));
+  EXPECT_FALSE(direct::forward_applies(ops::conv2d_geometry(Shape{2, 6, 14, 14}, Shape{3, 6, 5, 5}, {})));
+  ops::Conv2dParams strided;
+  strided.stride_w = 2;
+  EXPECT_FALSE(direct::forward_applies(ops::conv2d_geometry(Shape{2, 6, 14, 14}, Shape{8, 6, 5, 5}, strided)));
+  ops::Conv2dParams grouped;
+  grouped.groups = 2;
+  EXPECT_FALSE(direct::forward_applies(ops::conv2d_geometry(Shape{2, 6, 14, 14}, Shape{8, 3, 5, 5}, grouped)));
+}
+
+TEST(DirectConv, MatchesReference) {
+  Rng rng = testing::seeded_rng(31);
+  for (const DirectCase& c : kCases) {
+    const ops::Conv2dParams p = params_of(c);
+    const Shape xs{c.n, c.c, c.h, c.w}, wshape{c.oc, c.c, c.kh, c.kw};
+    const Tensor<float> x = testing::ref::uniform<float>(xs, rng);
+    const Tensor<float> w = testing::ref::uniform<float>(wshape, rng);
+    const Tensor<float> b = testing::ref::uniform<float>(Shape{c.oc}, rng);
+    ops::Workspace<float> ws;
+    const Tensor<float> y = ops::conv2d_forward(x, w, &b, p, ws);
+    EXPECT_TRUE(testing::ref::all_close(y, testing::ref::conv2d_forward(x, w, &b, p), 1e-4)) << c.name << " forward";
+    const Tensor<float> dy = testing::ref::uniform<float>(y.shape(), rng);
+    EXPECT_TRUE(testing::ref::all_close(ops::conv2d_backward_data(dy, w, xs, p, ws),
+                                        testing::ref::conv2d_backward_data(dy, w, xs, p), 1e-4))
+        << c.name << " data gradient";
+    // The weight gradient adds onto what is there.
+    const Tensor<float> gw0 = testing::ref::uniform<float>(wshape, rng);
+    Tensor<float> gw = gw0;
+    ops::conv2d_backward_weight(x, dy, p, gw, static_cast<Tensor<float>*>(nullptr), ws);
+    const auto ref = testing::ref::conv2d_backward_weight(x, dy, wshape, p);
+    Tensor<float> want = gw0;
+    for (Index i = 0; i < want.numel(); ++i) want[i] += ref.weight[i];
+    EXPECT_TRUE(testing::ref::all_close(gw, want, 1e-4)) << c.name << " weight gradient";
+  }
+}
+
+// A non-finite input value reaches exactly the outputs and filter taps whose sums read it:
+// the tiles never multiply a padding or out-of-row value into a sum, so the other entries
+// stay finite (a tile that read past its row would turn them into NaN through 0 · inf).
+TEST(DirectConv, NonFiniteInputsStayWhereTheyBelong) {
+  Rng rng = testing::seeded_rng(32);
+  const DirectCase c{"inf", 2, 3, 9, 11, 6, 3, 3, 1, 1, 1, 1, 1};
+  const ops::Conv2dParams p = params_of(c);
+  const Shape xs{c.n, c.c, c.h, c.w}, wshape{c.oc, c.c, c.kh, c.kw};
+  Tensor<float> x = testing::ref::uniform<float>(xs, rng);
+  x.at(1, 2, 0, 10) = std::numeric_limits<float>::infinity();  // a corner: top row, last column
+  const Tensor<float> w = testing::ref::uniform<float>(wshape, rng);
+  ops::Workspace<float> ws;
+  const Tensor<float> y = ops::conv2d_forward(x, w, static_cast<const Tensor<float>*>(nullptr), p, ws);
+  for (Index n = 0; n < c.n; ++n)
+    for (Index o = 0; o < c.oc; ++o)
+      for (Index r = 0; r < c.h; ++r)
+        for (Index q = 0; q < c.w; ++q)
+          EXPECT_EQ(std::isfinite(y.at(n, o, r, q)), !(n == 1 && r <= 1 && q >= 9)) << n << "," << o << "," << r << "," << q;
+  Tensor<float> dy = testing::ref::uniform<float>(y.shape(), rng);
+  Tensor<float> gw(wshape);
+  ops::conv2d_backward_weight(x, dy, p, gw, static_cast<Tensor<float>*>(nullptr), ws);
+  // Tap (i, j) of channel 2 reads x[., 2, oy + i − 1, ox + j − 1]: the corner (0, 10) for some
+  // output of the 9 x 11 plane exactly when i <= 1 and j >= 1.
+  for (Index o = 0; o < c.oc; ++o)
+    for (Index ch = 0; ch < c.c; ++ch)
+      for (Index i = 0; i < 3; ++i)
+        for (Index j = 0; j < 3; ++j)
+          EXPECT_EQ(std::isfinite(gw.at(o, ch, i, j)), !(ch == 2 && i <= 1 && j >= 1)) << o << "," << ch << "," << i << "," << j;
+}
+
+TEST(DirectConv, TwoThreadsGiveTheSameBits) {
+#ifdef _OPENMP
+  Rng rng = testing::seeded_rng(33);
+  for (const DirectCase& c : {kCases[0], kCases[1], kCases[3]}) {
+    const ops::Conv2dParams p = params_of(c);
+    // Enough samples for the threaded paths (and several chunks of the weight gradient).
+    const Shape xs{4 * c.n + 1, c.c, c.h, c.w}, wshape{c.oc, c.c, c.kh, c.kw};
+    const Tensor<float> x = testing::ref::uniform<float>(xs, rng);
+    const Tensor<float> w = testing::ref::uniform<float>(wshape, rng);
+    const ops::ConvGeometry g = ops::conv2d_geometry(xs, wshape, p);
+    const Tensor<float> dy = testing::ref::uniform<float>(Shape{xs[0], c.oc, g.oh, g.ow}, rng);
+    std::vector<Tensor<float>> out[3];
+    const int saved = omp_get_max_threads();
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      ops::Workspace<float> ws;
+      out[0].push_back(ops::conv2d_forward(x, w, static_cast<const Tensor<float>*>(nullptr), p, ws));
+      out[1].push_back(ops::conv2d_backward_data(dy, w, xs, p, ws));
+      Tensor<float> gw(wshape);
+      ops::conv2d_backward_weight(x, dy, p, gw, static_cast<Tensor<float>*>(nullptr), ws);
+      out[2].push_back(gw);
+    }
+    omp_set_num_threads(saved);
+    for (const auto& pair : out) EXPECT_TRUE(std::equal(pair[0].begin(), pair[0].end(), pair[1].begin())) << c.name;
+    const auto ref = testing::ref::conv2d_backward_weight(x, dy, wshape, p);
+    EXPECT_TRUE(testing::ref::all_close(out[2][1], ref.weight, 1e-4)) << c.name;
+  }
+#else
+  GTEST_SKIP() << "built without OpenMP";
+#endif
+}
+
+#else
+
+TEST(DirectConv, NotCompiledIn) { GTEST_SKIP() << "no AVX2 direct convolution in this build"; }
+
+#endif
+
+}  // namespace
+}  // namespace convkit
