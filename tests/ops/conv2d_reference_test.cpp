@@ -324,7 +324,9 @@ void expect_small_layers_same_on_two_threads(double tol) {
     Index n, c, hw, oc, k, stride, pad, groups;
   };
   const Small cases[] = {
-      {"lenet_c1_like", 11, 1, 32, 6, 5, 1, 0, 1},    // 25-row column matrix: unfolds (float too)
+      // The two LeNet-like layers take the direct kernels (ops/direct_conv.h) in float with
+      // AVX2, except for their col2im data gradients; double (and float without AVX2) unfolds.
+      {"lenet_c1_like", 11, 1, 32, 6, 5, 1, 0, 1},    // 25-row column matrix: unfolds
       {"lenet_c3_like", 13, 6, 14, 16, 5, 1, 0, 1},   // C/g < OC/g: data gradient by col2im
       {"strided_groups", 9, 8, 40, 16, 3, 2, 1, 2},   // stride 2, two groups
       {"three_outputs", 10, 8, 27, 3, 3, 1, 1, 1},    // OC < 4: float GEMMs on Eigen, fixed chunks

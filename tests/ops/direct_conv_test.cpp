@@ -50,7 +50,11 @@ const DirectCase kCases[] = {
   {"wide_filter_one_row",    3,  2,  6, 20, 11, 1, 7, 1, 0, 3, 1, 1},
   {"tall_filter",            2,  2, 17,  9,  6, 7, 2, 1, 3, 0, 1, 1},
   {"one_sample",             1,  9,  8,  8, 16, 3, 3, 1, 1, 1, 1, 1},
+  {"row_dilation_pairs",     2,  3, 16, 14,  6, 3, 3, 1, 2, 1, 2, 1},
+  {"filter_3x1",             2,  4, 10,  9,  5, 3, 1, 1, 1, 0, 1, 1},
+  {"crop_asymmetric",        3,  8, 16, 16,  8, 3, 3, 1, 3, 0, 1, 1},
   {"flipped_data_gradient",  4, 12, 16, 16,  8, 3, 3, 1, 1, 1, 1, 1},
+  {"crop_flipped",           2,  8, 16, 16,  8, 3, 3, 1, 3, 3, 1, 1},
 };
 // clang-format on
 
@@ -66,11 +70,20 @@ TEST(DirectConv, CasesReachTheDirectKernels) {
     EXPECT_TRUE(direct::forward_applies(g)) << c.name;
     EXPECT_EQ(direct::weight_grad_applies(g), c.dw == 1) << c.name;
   }
-  // The last case's data gradient is the flipped convolution (8 -> 12 channels), direct too.
-  const DirectCase& f = kCases[std::size(kCases) - 1];
-  const ops::ConvGeometry fg = ops::conv2d_geometry(Shape{f.n, f.c, f.h, f.w}, Shape{f.oc, f.c, f.kh, f.kw}, params_of(f));
-  EXPECT_FALSE(ops::detail::backward_data_by_col2im(fg));
-  EXPECT_TRUE(direct::forward_applies(ops::detail::flipped_geometry(fg)));
+  // The last three cases' data gradients are flipped convolutions on the direct kernels too,
+  // two of them cropping dY (padding 3 > K − 1).
+  for (std::size_t i = std::size(kCases) - 3; i < std::size(kCases); ++i) {
+    const DirectCase& f = kCases[i];
+    const ops::ConvGeometry fg =
+        ops::conv2d_geometry(Shape{f.n, f.c, f.h, f.w}, Shape{f.oc, f.c, f.kh, f.kw}, params_of(f));
+    EXPECT_FALSE(ops::detail::backward_data_by_col2im(fg)) << f.name;
+    EXPECT_TRUE(direct::forward_applies(ops::detail::flipped_geometry(fg))) << f.name;
+    EXPECT_EQ(ops::detail::flipped_geometry(fg).pt < 0, f.ph == 3) << f.name;
+  }
+  // At most kMaxTaps taps and kMaxSampleFloats of buffers per sample.
+  EXPECT_TRUE(direct::forward_applies(ops::conv2d_geometry(Shape{2, 64, 8, 8}, Shape{8, 64, 4, 4}, {})));
+  EXPECT_FALSE(direct::forward_applies(ops::conv2d_geometry(Shape{2, 41, 8, 8}, Shape{8, 41, 5, 5}, {})));
+  EXPECT_FALSE(direct::forward_applies(ops::conv2d_geometry(Shape{1, 3, 128, 128}, Shape{8, 3, 3, 3}, {})));
   // Two vectors of channels at most, at least half of one; one group; unit column stride.
   const ops::ConvGeometry lenet = ops::conv2d_geometry(Shape{2, 6, 14, 14}, Shape{16, 6, 5, 5}, {});
   EXPECT_TRUE(direct::forward_applies(lenet));
@@ -111,8 +124,8 @@ TEST(DirectConv, MatchesReference) {
 }
 
 // A non-finite input value reaches exactly the outputs and filter taps whose sums read it:
-// the tiles never multiply a padding or out-of-row value into a sum, so the other entries
-// stay finite (a tile that read past its row would turn them into NaN through 0 · inf).
+// no tile multiplies an input value it should not read into a sum (0 · inf would turn
+// the sum into NaN). The value sits in the last column, next to the padding.
 TEST(DirectConv, NonFiniteInputsStayWhereTheyBelong) {
   Rng rng = testing::seeded_rng(32);
   const DirectCase c{"inf", 2, 3, 9, 11, 6, 3, 3, 1, 1, 1, 1, 1};
@@ -143,13 +156,19 @@ TEST(DirectConv, NonFiniteInputsStayWhereTheyBelong) {
 TEST(DirectConv, TwoThreadsGiveTheSameBits) {
 #ifdef _OPENMP
   Rng rng = testing::seeded_rng(33);
-  for (const DirectCase& c : {kCases[0], kCases[1], kCases[3]}) {
+  // LeNet-5's layers, a padded one with two vectors, and one whose data gradient is a flipped
+  // convolution on the direct kernels.
+  for (const DirectCase& c : {kCases[0], kCases[1], kCases[3], kCases[std::size(kCases) - 2]}) {
     const ops::Conv2dParams p = params_of(c);
     // Enough samples for the threaded paths (and several chunks of the weight gradient).
-    const Shape xs{4 * c.n + 1, c.c, c.h, c.w}, wshape{c.oc, c.c, c.kh, c.kw};
+    const Shape wshape{c.oc, c.c, c.kh, c.kw};
+    const ops::ConvGeometry one = ops::conv2d_geometry(Shape{1, c.c, c.h, c.w}, wshape, p);
+    const Index n = std::max<Index>(4 * c.n + 1, static_cast<Index>(1.2e6 / ops::detail::conv_multiply_adds(one)) + 1);
+    const Shape xs{n, c.c, c.h, c.w};
+    const ops::ConvGeometry g = ops::conv2d_geometry(xs, wshape, p);
+    ASSERT_GE(ops::detail::conv_multiply_adds(g), ops::detail::kMinChunkThreadsWork) << c.name;
     const Tensor<float> x = testing::ref::uniform<float>(xs, rng);
     const Tensor<float> w = testing::ref::uniform<float>(wshape, rng);
-    const ops::ConvGeometry g = ops::conv2d_geometry(xs, wshape, p);
     const Tensor<float> dy = testing::ref::uniform<float>(Shape{xs[0], c.oc, g.oh, g.ow}, rng);
     std::vector<Tensor<float>> out[3];
     const int saved = omp_get_max_threads();
@@ -170,6 +189,21 @@ TEST(DirectConv, TwoThreadsGiveTheSameBits) {
 #else
   GTEST_SKIP() << "built without OpenMP";
 #endif
+}
+
+// An empty batch: empty outputs and gradients, the weight gradient left as it was.
+TEST(DirectConv, EmptyBatch) {
+  Rng rng = testing::seeded_rng(34);
+  const Shape xs{0, 6, 14, 14}, wshape{16, 6, 5, 5};
+  ASSERT_TRUE(direct::forward_applies(ops::conv2d_geometry(xs, wshape, {})));
+  const Tensor<float> x(xs), w = testing::ref::uniform<float>(wshape, rng);
+  ops::Workspace<float> ws;
+  EXPECT_EQ(ops::conv2d_forward(x, w, static_cast<const Tensor<float>*>(nullptr), {}, ws).shape(), Shape({0, 16, 10, 10}));
+  const Tensor<float> dy(Shape{0, 16, 10, 10});
+  const Tensor<float> gw0 = testing::ref::uniform<float>(wshape, rng);
+  Tensor<float> gw = gw0;
+  ops::conv2d_backward_weight(x, dy, {}, gw, static_cast<Tensor<float>*>(nullptr), ws);
+  EXPECT_TRUE(std::equal(gw.begin(), gw.end(), gw0.begin()));
 }
 
 #else

@@ -14,9 +14,10 @@
 // is over the budget is unfolded a tile of output rows at a time (the same for the weight
 // and col2im data gradients, which always unfold).
 //
-// Layers with few output channels (4 to 16; one group, column stride 1) skip both: with AVX2,
-// their float forward pass and weight gradient run on the direct kernels of
-// ops/direct_conv.h, output channels in the vector lanes.
+// Layers with few output channels (4 to 16; one group, column stride 1, small planes; see
+// direct::forward_applies) skip both: with AVX2, their float forward pass (and so a flipped-
+// filter data gradient with 4 to 16 input channels) and their weight gradient (column
+// dilation 1) run on the direct kernels of ops/direct_conv.h, output channels in the lanes.
 //
 // Weight gradient:  dW_g += dY_g · colᵀ,   db += Σ_{n,y,x} dY (summed in double). A small
 // dW (at most kMaxChunkedWeightGrad values) is summed per fixed chunk of samples, the partial
@@ -526,7 +527,9 @@ bool conv2d_backward_weight_direct(const T* x, const T* dy, const ConvGeometry& 
 #ifdef CONVKIT_DIRECT_CONV
   if constexpr (std::is_same_v<T, float>) {
     if (g.n >= 1 && direct::weight_grad_applies(g)) {
-      const Index per = weight_grad_chunk(g), chunks = (g.n + per - 1) / per;
+      // Chunks of a quarter of the batch (fixed by the shape: the same bits on any thread
+      // count); no column matrix, so no column budget.
+      const Index per = std::max<Index>(1, (g.n + 3) / 4), chunks = (g.n + per - 1) / per;
       const int threads = static_cast<int>(std::min<Index>(chunk_threads(conv_multiply_adds(g)), chunks));
       direct::weight_grad(x, dy, g, dw, per, threads, ws);
       return true;

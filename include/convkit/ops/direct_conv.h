@@ -1,5 +1,7 @@
 // convkit/ops/direct_conv.h — direct float convolution for layers with few output channels
-// (at most kMaxChannels), compiled in with AVX2 + FMA.
+// (kMinChannels to kMaxChannels), compiled in with AVX2 + FMA where the packed GEMM is
+// (ops/packed_gemm.h), unless CONVKIT_NO_DIRECT_CONV is defined (the GEMM paths then take
+// these layers).
 //
 // The im2col GEMM pays for its unfolding by reusing each unfolded value across the output
 // channels: with 6 or 16 of them (LeNet-5's C1 and C3) there is little reuse, and unfolding,
@@ -23,7 +25,7 @@
 
 #include "convkit/ops/packed_gemm.h"
 
-#if defined(CONVKIT_PACKED_GEMM) && defined(__AVX2__) && defined(__FMA__)
+#if defined(CONVKIT_PACKED_GEMM) && defined(__AVX2__) && defined(__FMA__) && !defined(CONVKIT_NO_DIRECT_CONV)
 #define CONVKIT_DIRECT_CONV 1
 
 #include <immintrin.h>
@@ -43,9 +45,15 @@ constexpr int kLanes = 8;
 /// (one channel in 8 lanes ran LeNet-5's C1 data gradient as a flipped convolution at a third
 /// of col2im's speed).
 constexpr Index kMinChannels = kLanes / 2, kMaxChannels = 2 * kLanes;
-/// Taps (C·KH·KW) at most: beyond that a tile's inputs and weights outgrow the L1 and the
-/// GEMM's reuse pays for its unfolding.
+/// Taps (C·KH·KW) at most: a tile's loop streams the weights of every tap (one or two vectors
+/// each: 32 or 64 KiB at this limit, from L2). Measured up to 576 taps (docs/benchmarks.md);
+/// larger products reuse enough for the GEMM to pay for its unfolding.
 constexpr Index kMaxTaps = 1024;
+/// Floats of a sample's buffers at most (its output, channels in lanes, and its padded copy):
+/// 256 KiB, within the L2. Larger planes keep the GEMM paths, whose memory the column budget
+/// bounds and whose GEMMs split between threads even for one sample; the direct kernels
+/// split the batch only.
+constexpr Index kMaxSampleFloats = Index{1} << 16;
 /// Outputs per tile row at most: a tile of two output rows for one vector of channels, of one
 /// for two vectors, so 12 accumulators, with the weights and one broadcast value, in AVX2's 16
 /// registers. (Measured on Zen 3, one core, tiles over L1-resident data: 6 outputs x 2 vectors
@@ -133,8 +141,11 @@ struct Cover {
 
 /// Whether the direct forward takes this geometry.
 inline bool forward_applies(const ConvGeometry& g) {
-  return g.groups == 1 && g.sw == 1 && g.oc >= kMinChannels && g.oc <= kMaxChannels && g.col_rows() >= 1 &&
-         g.col_rows() <= kMaxTaps && g.oh >= 1 && g.ow >= 1 && !g.is_pointwise();
+  if (!(g.groups == 1 && g.sw == 1 && g.oc >= kMinChannels && g.oc <= kMaxChannels && g.col_rows() >= 1 &&
+        g.col_rows() <= kMaxTaps && g.oh >= 1 && g.ow >= 1 && !g.is_pointwise()))
+    return false;
+  const Index rows = (g.oh - 1) * g.sh + g.dh * (g.kh - 1) + 1, cols = g.ow + g.dw * (g.kw - 1);
+  return g.out_plane() * kMaxChannels + g.c * std::max(rows, g.h) * std::max(cols, g.w) <= kMaxSampleFloats;
 }
 
 /// Whether the direct weight gradient takes this geometry: as the forward, and unit column
@@ -204,9 +215,9 @@ struct Input {
           std::fill(o, o + cols, 0.0f);
           continue;
         }
-        const float* src = xs + (c * g.h + sr) * g.w - g.pl;
+        const float* src = xs + (c * g.h + sr) * g.w;  // o[q] = src[q − pl] for q in [lo, hi)
         std::fill(o, o + lo, 0.0f);
-        std::copy(src + lo, src + hi, o + lo);
+        if (hi > lo) std::copy(src + (lo - g.pl), src + (hi - g.pl), o + lo);
         std::fill(o + hi, o + cols, 0.0f);
       }
     return buf;
