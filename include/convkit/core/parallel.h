@@ -74,6 +74,14 @@ void parallel_for_on(int threads, Index n, Fn&& fn) {
   for (Index i = 0; i < n; ++i) fn(i);
 }
 
+/// fn(slot, i) for i in [0, n) on `threads` threads, as parallel_for_on; slot (below `threads`)
+/// is the running thread's number, for its own buffers. On one thread the loop runs on the
+/// caller's thread, which may be thread 1 of the caller's own parallel region: its slot is 0.
+template <typename Fn>
+void parallel_for_slots(int threads, Index n, Fn&& fn) {
+  parallel_for_on(threads, n, [&](Index i) { fn(threads > 1 ? thread_slot() : 0, i); });
+}
+
 /// fn(i) for i in [0, n); `work` is the elements the whole loop touches.
 template <typename Fn>
 void parallel_for(Index n, double work, Fn&& fn) {

@@ -202,11 +202,9 @@ inline bool chunks_share_well(Index count, int threads) {
 /// threads that each take whole chunks; slot is the thread's number, for its own buffers.
 template <typename Fn>
 void for_each_chunk(int threads, const SampleChunks& chunks, Index n, Fn&& fn) {
-  convkit::detail::parallel_for_on(threads, chunks.count, [&](Index ci) {
+  convkit::detail::parallel_for_slots(threads, chunks.count, [&](int slot, Index ci) {
     const Index n0 = ci * chunks.per;
-    // On one thread the loop runs on the caller's thread, which may be thread 1 of the
-    // caller's own parallel region: its buffers are slot 0's.
-    fn(threads > 1 ? convkit::detail::thread_slot() : 0, n0, std::min(chunks.per, n - n0));
+    fn(slot, n0, std::min(chunks.per, n - n0));
   });
 }
 

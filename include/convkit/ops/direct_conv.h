@@ -139,13 +139,17 @@ struct Cover {
   Index start(Index s) const { return std::min(s * size, len - size); }
 };
 
+/// Input rows and columns the outputs of g read, from the top-left corner of the padding.
+inline Index read_rows(const ConvGeometry& g) { return (g.oh - 1) * g.sh + g.dh * (g.kh - 1) + 1; }
+inline Index read_cols(const ConvGeometry& g) { return g.ow + g.dw * (g.kw - 1); }  // column stride 1
+
 /// Whether the direct forward takes this geometry.
 inline bool forward_applies(const ConvGeometry& g) {
   if (!(g.groups == 1 && g.sw == 1 && g.oc >= kMinChannels && g.oc <= kMaxChannels && g.col_rows() >= 1 &&
         g.col_rows() <= kMaxTaps && g.oh >= 1 && g.ow >= 1 && !g.is_pointwise()))
     return false;
-  const Index rows = (g.oh - 1) * g.sh + g.dh * (g.kh - 1) + 1, cols = g.ow + g.dw * (g.kw - 1);
-  return g.out_plane() * kMaxChannels + g.c * std::max(rows, g.h) * std::max(cols, g.w) <= kMaxSampleFloats;
+  return g.out_plane() * kMaxChannels + g.c * std::max(read_rows(g), g.h) * std::max(read_cols(g), g.w) <=
+         kMaxSampleFloats;
 }
 
 /// Whether the direct weight gradient takes this geometry: as the forward, and unit column
@@ -194,7 +198,7 @@ struct Input {
   bool copy;
   Index rows, cols;  // of a channel of the input read
   explicit Input(const ConvGeometry& g) {
-    const Index need_rows = (g.oh - 1) * g.sh + g.dh * (g.kh - 1) + 1, need_cols = g.ow + g.dw * (g.kw - 1);
+    const Index need_rows = read_rows(g), need_cols = read_cols(g);
     copy = g.pt != 0 || g.pl != 0 || need_rows > g.h || need_cols > g.w;
     rows = copy ? need_rows : g.h;
     cols = copy ? need_cols : g.w;
@@ -244,8 +248,8 @@ inline void forward(const float* x, const ConvGeometry& g, const float* w, const
   const Taps taps{g.c, g.kh, g.kw, input.rows * input.cols, g.dh * input.cols, g.dw};
   const Index in_sample = g.c * g.in_plane(), in_step = rows_per_tile > 1 ? g.sh * input.cols : 0,
               out_step = rows_per_tile > 1 ? g.ow * lanes : 0;
-  convkit::detail::parallel_for_on(threads, g.n, [&](Index n) {
-    float* buf = buffers + (threads > 1 ? convkit::detail::thread_slot() : 0) * per_thread;
+  convkit::detail::parallel_for_slots(threads, g.n, [&](int slot, Index n) {
+    float* buf = buffers + slot * per_thread;
     const float* xs = input.sample(x + n * in_sample, g, buf);
     float* out = buf + padded;
     for (Index ty = 0; ty < down.count; ++ty) {
@@ -278,8 +282,8 @@ inline void weight_grad(const float* x, const float* dy, const ConvGeometry& g, 
   const Cover across(g.kw, kMaxTile);
   const Taps positions{1, g.oh, g.ow, 0, g.sh * input.cols, 1};
   const Index in_sample = g.c * g.in_plane(), out_sample = g.oc * p;
-  convkit::detail::parallel_for_on(threads, chunks, [&](Index ci) {
-    float* buf = buffers + (threads > 1 ? convkit::detail::thread_slot() : 0) * per_thread;
+  convkit::detail::parallel_for_slots(threads, chunks, [&](int slot, Index ci) {
+    float* buf = buffers + slot * per_thread;
     float* dyt = buf + padded;
     float* part = partials + ci * k * lanes;
     const Index n0 = ci * per, n1 = std::min(g.n, n0 + per);
