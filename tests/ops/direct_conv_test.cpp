@@ -12,6 +12,7 @@
 #include <cmath>
 #include <iterator>
 #include <limits>
+#include <string>
 #include <vector>
 
 #ifdef _OPENMP
@@ -55,7 +56,21 @@ const DirectCase kCases[] = {
   {"crop_asymmetric",        3,  8, 16, 16,  8, 3, 3, 1, 3, 0, 1, 1},
   {"flipped_data_gradient",  4, 12, 16, 16,  8, 3, 3, 1, 1, 1, 1, 1},
   {"crop_flipped",           2,  8, 16, 16,  8, 3, 3, 1, 3, 3, 1, 1},
+  // Data gradients gathered by direct::data_grad (as are seven above): an overlapping last column tile, one vector
+  // of columns (full and partial), three channel tiles (5, 5, 3), dilation in both axes with
+  // padding, and input rows that no output reads (their gradient is 0).
+  {"dgrad_overlap",          2,  5,  7, 26, 12, 3, 3, 1, 1, 1, 1, 1},
+  {"dgrad_one_vector",       3,  9,  6,  8, 16, 3, 3, 1, 1, 1, 1, 1},
+  {"dgrad_partial_vector",   2,  7,  5,  6,  8, 3, 3, 1, 1, 1, 1, 1},
+  {"dgrad_channel_tiles",    2, 13,  6, 16, 16, 3, 3, 1, 1, 1, 1, 1},
+  {"dgrad_dilated",          2,  6, 12, 16,  8, 3, 3, 1, 2, 2, 2, 2},
+  {"dgrad_unread_rows",      2,  6,  5, 16,  8, 2, 3, 1, 0, 1, 4, 1},
 };
+// The cases whose data gradient direct::data_grad takes.
+const char* const kDataGradCases[] = {"lenet_c3", "odd_rows_pad", "two_vectors_pad2", "row_dilation",
+                                      "column_dilation", "one_sample", "row_dilation_pairs",
+                                      "dgrad_overlap", "dgrad_one_vector", "dgrad_partial_vector",
+                                      "dgrad_channel_tiles", "dgrad_dilated", "dgrad_unread_rows"};
 // clang-format on
 
 ops::Conv2dParams params_of(const DirectCase& c) {
@@ -70,15 +85,24 @@ TEST(DirectConv, CasesReachTheDirectKernels) {
     EXPECT_TRUE(direct::forward_applies(g)) << c.name;
     EXPECT_EQ(direct::weight_grad_applies(g), c.dw == 1) << c.name;
   }
-  // The last three cases' data gradients are flipped convolutions on the direct kernels too,
-  // two of them cropping dY (padding 3 > K − 1).
-  for (std::size_t i = std::size(kCases) - 3; i < std::size(kCases); ++i) {
-    const DirectCase& f = kCases[i];
+  // Three cases' data gradients are flipped convolutions on the direct kernels too, two of
+  // them cropping dY (padding 3 > K − 1).
+  for (const char* name : {"crop_asymmetric", "flipped_data_gradient", "crop_flipped"}) {
+    const DirectCase& f = *std::find_if(std::begin(kCases), std::end(kCases),
+                                        [name](const DirectCase& c) { return std::string(c.name) == name; });
     const ops::ConvGeometry fg =
         ops::conv2d_geometry(Shape{f.n, f.c, f.h, f.w}, Shape{f.oc, f.c, f.kh, f.kw}, params_of(f));
     EXPECT_FALSE(ops::detail::backward_data_by_col2im(fg)) << f.name;
     EXPECT_TRUE(direct::forward_applies(ops::detail::flipped_geometry(fg))) << f.name;
     EXPECT_EQ(ops::detail::flipped_geometry(fg).pt < 0, f.ph == 3) << f.name;
+  }
+  // Exactly the listed cases' data gradients are gathered (the others go by col2im, whose
+  // choice they share, or a flipped convolution, or are strided or too narrow for the tiles).
+  for (const DirectCase& c : kCases) {
+    const ops::ConvGeometry g = ops::conv2d_geometry(Shape{c.n, c.c, c.h, c.w}, Shape{c.oc, c.c, c.kh, c.kw}, params_of(c));
+    const bool listed = std::any_of(std::begin(kDataGradCases), std::end(kDataGradCases),
+                                    [&c](const char* name) { return std::string(c.name) == name; });
+    EXPECT_EQ(direct::data_grad_applies(g) && ops::detail::backward_data_by_col2im(g), listed) << c.name;
   }
   // At most kMaxTaps taps and kMaxSampleFloats of buffers per sample.
   EXPECT_TRUE(direct::forward_applies(ops::conv2d_geometry(Shape{2, 64, 8, 8}, Shape{8, 64, 4, 4}, {})));
@@ -95,6 +119,33 @@ TEST(DirectConv, CasesReachTheDirectKernels) {
   ops::Conv2dParams grouped;
   grouped.groups = 2;
   EXPECT_FALSE(direct::forward_applies(ops::conv2d_geometry(Shape{2, 6, 14, 14}, Shape{8, 3, 5, 5}, grouped)));
+  // The data gradient: 4 to 16 output channels, unit strides, one group, tiles of at least 6
+  // accumulators with at least 3/4 of their lanes on input columns, OC·KH·KW <= kMaxTaps,
+  // dY copies within kMaxSampleFloats.
+  const auto dgrad = [](Shape x, Shape w, ops::Conv2dParams p = {}) {
+    return direct::data_grad_applies(ops::conv2d_geometry(x, w, p));
+  };
+  EXPECT_TRUE(dgrad(Shape{2, 6, 14, 14}, Shape{16, 6, 5, 5}));
+  EXPECT_FALSE(dgrad(Shape{2, 6, 14, 14}, Shape{17, 6, 5, 5}));
+  EXPECT_FALSE(dgrad(Shape{2, 6, 14, 14}, Shape{3, 6, 5, 5}));
+  EXPECT_FALSE(dgrad(Shape{2, 6, 14, 14}, Shape{8, 6, 5, 5}, strided));
+  ops::Conv2dParams strided_rows;
+  strided_rows.stride_h = 2;
+  EXPECT_FALSE(dgrad(Shape{2, 6, 14, 14}, Shape{8, 6, 5, 5}, strided_rows));
+  EXPECT_FALSE(dgrad(Shape{2, 6, 14, 14}, Shape{8, 3, 5, 5}, grouped));
+  EXPECT_FALSE(dgrad(Shape{2, 6, 14, 14}, Shape{16, 6, 1, 1}));   // 1x1
+  EXPECT_TRUE(dgrad(Shape{2, 3, 32, 32}, Shape{16, 3, 3, 3}));    // 3 channels x 2 vectors
+  EXPECT_FALSE(dgrad(Shape{2, 2, 32, 32}, Shape{16, 2, 3, 3}));   // 2 x 2: 4 accumulators
+  EXPECT_FALSE(dgrad(Shape{2, 5, 8, 8}, Shape{16, 5, 3, 3}));     // 5 x 1
+  EXPECT_TRUE(dgrad(Shape{2, 6, 8, 8}, Shape{16, 6, 3, 3}));      // 6 x 1
+  EXPECT_TRUE(dgrad(Shape{2, 6, 12, 12}, Shape{16, 6, 1, 3}));    // 12 of 16 lanes
+  EXPECT_FALSE(dgrad(Shape{2, 6, 11, 11}, Shape{16, 6, 1, 3}));   // 11 of 16
+  EXPECT_FALSE(dgrad(Shape{2, 6, 21, 21}, Shape{16, 6, 1, 3}));   // 21 of 32
+  EXPECT_TRUE(dgrad(Shape{2, 6, 24, 24}, Shape{16, 6, 1, 3}));    // 24 of 32
+  EXPECT_TRUE(dgrad(Shape{2, 6, 12, 12}, Shape{16, 6, 8, 8}));    // 1,024 taps
+  EXPECT_FALSE(dgrad(Shape{2, 6, 12, 12}, Shape{16, 6, 9, 8}));   // 1,152
+  EXPECT_TRUE(dgrad(Shape{1, 6, 128, 128}, Shape{4, 6, 3, 3}));   // 4 x 126 x 130 floats
+  EXPECT_FALSE(dgrad(Shape{1, 6, 128, 128}, Shape{8, 6, 3, 3}));  // 8 x 126 x 130
 }
 
 TEST(DirectConv, MatchesReference) {
@@ -153,6 +204,29 @@ TEST(DirectConv, NonFiniteInputsStayWhereTheyBelong) {
           EXPECT_EQ(std::isfinite(gw.at(o, ch, i, j)), !(ch == 2 && i <= 1 && j >= 1)) << o << "," << ch << "," << i << "," << j;
 }
 
+// The data gradient's gather: an infinite dY value reaches exactly the input pixels whose
+// sums read it; the zero columns around each dY row never meet it (3 of 6 channels: one tile
+// of 2 vectors whose columns 12-15 lie past the input and are not stored).
+TEST(DirectConv, NonFiniteGradientsStayWhereTheyBelong) {
+  Rng rng = testing::seeded_rng(35);
+  const DirectCase c{"inf_dy", 2, 3, 9, 12, 6, 3, 3, 1, 1, 1, 1, 1};
+  const ops::Conv2dParams p = params_of(c);
+  const Shape xs{c.n, c.c, c.h, c.w}, wshape{c.oc, c.c, c.kh, c.kw};
+  const ops::ConvGeometry g = ops::conv2d_geometry(xs, wshape, p);
+  ASSERT_TRUE(direct::data_grad_applies(g) && ops::detail::backward_data_by_col2im(g));
+  const Tensor<float> w = testing::ref::uniform<float>(wshape, rng);
+  Tensor<float> dy = testing::ref::uniform<float>(Shape{c.n, c.oc, g.oh, g.ow}, rng);
+  dy.at(1, 4, 0, 11) = std::numeric_limits<float>::infinity();  // top row, last column
+  ops::Workspace<float> ws;
+  const Tensor<float> dx = ops::conv2d_backward_data(dy, w, xs, p, ws);
+  // dX[n, c, y, x] sums dY[n, o, y + 1 − i, x + 1 − j]: the corner (0, 11) for y <= 1, x >= 10.
+  for (Index n = 0; n < c.n; ++n)
+    for (Index ch = 0; ch < c.c; ++ch)
+      for (Index r = 0; r < c.h; ++r)
+        for (Index q = 0; q < c.w; ++q)
+          EXPECT_EQ(std::isfinite(dx.at(n, ch, r, q)), !(n == 1 && r <= 1 && q >= 10)) << n << "," << ch << "," << r << "," << q;
+}
+
 TEST(DirectConv, TwoThreadsGiveTheSameBits) {
 #ifdef _OPENMP
   Rng rng = testing::seeded_rng(33);
@@ -204,6 +278,7 @@ TEST(DirectConv, EmptyBatch) {
   Tensor<float> gw = gw0;
   ops::conv2d_backward_weight(x, dy, {}, gw, static_cast<Tensor<float>*>(nullptr), ws);
   EXPECT_TRUE(std::equal(gw.begin(), gw.end(), gw0.begin()));
+  EXPECT_EQ(ops::conv2d_backward_data(dy, w, xs, {}, ws).shape(), xs);
 }
 
 #else

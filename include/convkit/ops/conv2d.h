@@ -17,7 +17,9 @@
 // Layers with few output channels (4 to 16; one group, column stride 1, small planes; see
 // direct::forward_applies) skip both: with AVX2, their float forward pass (and so a flipped-
 // filter data gradient with 4 to 16 input channels) and their weight gradient (column
-// dilation 1) run on the direct kernels of ops/direct_conv.h, output channels in the lanes.
+// dilation 1) run on the direct kernels of ops/direct_conv.h, output channels in the lanes;
+// a data gradient that would go by col2im, at unit strides, is gathered there instead
+// (direct::data_grad_applies), input columns in the lanes.
 //
 // Weight gradient:  dW_g += dY_g · colᵀ,   db += Σ_{n,y,x} dY (summed in double). A small
 // dW (at most kMaxChunkedWeightGrad values) is summed per fixed chunk of samples, the partial
@@ -27,7 +29,8 @@
 //   col2im, for strided layers, groups with fewer input than output channels, and small
 //   batches of small planes (backward_data_by_col2im):
 //      col = W_gᵀ · dY_g  (C/g·KH·KW, OH·OW),  dX[n, g] = col2im(col)  (each entry added back
-//      onto the input pixel im2col took it from): the same multiply-adds as the forward pass.
+//      onto the input pixel im2col took it from): the same multiply-adds as the forward pass
+//      (or, for few output channels at unit strides, direct::data_grad's gather, see above).
 //   Otherwise (stride 1), as a convolution with flipped filters:
 //   1. W' = W rotated 180° in both spatial axes, input and output channels swapped per group:
 //      W'[g·C/g + c, o, i, j] = W[g·OC/g + o, c, KH−1−i, KW−1−j]     W' (C, OC/g, KH, KW)
@@ -538,6 +541,23 @@ bool conv2d_backward_weight_direct(const T* x, const T* dy, const ConvGeometry& 
   return false;
 }
 
+/// The data gradient on the direct kernels (direct::data_grad), where they take g (float with
+/// AVX2, stride 1, few output channels, a layer whose GEMM route is col2im); false, doing
+/// nothing, elsewhere.
+template <typename T>
+bool conv2d_backward_data_direct(const T* dy, const ConvGeometry& g, const T* w, T* dx, Workspace<T>& ws) {
+#ifdef CONVKIT_DIRECT_CONV
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.n >= 1 && direct::data_grad_applies(g)) {
+      direct::data_grad(dy, g, w, dx, ws, static_cast<int>(std::min<Index>(chunk_threads(conv_multiply_adds(g)), g.n)));
+      return true;
+    }
+  }
+#endif
+  (void)dy, (void)g, (void)w, (void)dx, (void)ws;
+  return false;
+}
+
 template <typename T>
 void check_bias(const Tensor<T>* bias, Index oc) {
   CONVKIT_CHECK(bias == nullptr || bias->shape() == Shape{oc}, ShapeError,
@@ -569,7 +589,8 @@ Tensor<T> conv2d_backward_data(const Tensor<T>& grad_output, const Tensor<T>& we
                                                               << ", got " << grad_output.shape());
   auto grad_input = Tensor<T>::uninitialized(input_shape);
   if (detail::backward_data_by_col2im(g)) {
-    detail::conv2d_backward_data_col2im(grad_output.data(), g, weight.data(), grad_input.data(), ws);
+    if (!detail::conv2d_backward_data_direct(grad_output.data(), g, weight.data(), grad_input.data(), ws))
+      detail::conv2d_backward_data_col2im(grad_output.data(), g, weight.data(), grad_input.data(), ws);
     return grad_input;
   }
   const Index ocg = g.ocg(), cg = g.cg(), kk = g.kh * g.kw;

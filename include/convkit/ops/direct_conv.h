@@ -20,7 +20,9 @@
 // the taps in a fixed order, so the values do not depend on the number of threads (threads
 // take whole samples). The weight gradient (weight_grad) runs the same tiles with the roles
 // turned: their outputs are filter taps, their loop a sample's output positions, and dY
-// (transposed) gives the vectors. docs/design.md has the measurements.
+// (transposed) gives the vectors. The data gradient of such a layer at unit strides, where the
+// GEMM route would be col2im, is gathered by data_grad, with the input's columns in the lanes.
+// docs/design.md has the measurements.
 #pragma once
 
 #include "convkit/ops/packed_gemm.h"
@@ -306,6 +308,156 @@ inline void weight_grad(const float* x, const float* dy, const ConvGeometry& g, 
     for (Index o = 0; o < g.oc; ++o)
       for (Index t = 0; t < k; ++t) dw[o * k + t] += part[t * lanes + o];
   }
+}
+
+
+/// The data gradient of a stride-1 layer whose GEMM route is col2im (see conv2d.h's
+/// backward_data_by_col2im: fewer input than output channels, or few positions), gathered:
+///   dX[n, c, y, x] = Σ_{o, i, j} w[o, c, i, j] · dY[n, o, y + pt − i·dh, x + pl − j·dw]
+/// over the taps whose dY position lies inside dY. Here the input columns x are the lanes (one
+/// vector of 8, or two) and a tile sums R input channels of one input row: per tap it loads
+/// the tap's dY vectors (shifted rows of a copy of the sample's dY, zero-padded at the sides)
+/// and broadcasts the R weights. The filter rows are cut per input row to those whose dY row
+/// exists, so no tile multiplies a row of zeros (LeNet-5's C3: 50 of the 70 row taps of a
+/// 14-row input; its flipped convolution would sum over 196 positions x 25 taps per channel,
+/// col2im over 100 x 25 at K = 16 and then scatters). Each value is one tile's sum in a fixed
+/// order (o, i, j), on any thread count (threads take whole samples).
+struct GradTaps {
+  Index oc, kw, dw;
+  Index d_o, d_i;       // dY copy: step per output channel, per filter row (negative)
+  Index w_o, w_i, w_j;  // repacked weights [i][j][o][c]: steps
+};
+
+/// out[r·out_step + x] = Σ_{o < t.oc, i < rows, j < t.kw} w[o·w_o + i·w_i + j·w_j + r] ·
+/// d[o·d_o + i·d_i + (kw − 1 − j)·dw + x] for the R channels r and NV·8 columns x, of which the
+/// first `cols` are stored.
+template <int R, int NV>
+void grad_tile(const float* d, const float* w, const GradTaps& t, Index rows, float* out, Index out_step, int cols) {
+  __m256 acc[R][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
+  // Output channels innermost: the longest of the three loops (4 to 16 steps; a filter row
+  // has 3 or 5).
+  for (Index i = 0; i < rows; ++i)
+    for (Index j = 0; j < t.kw; ++j) {
+      const float* src = d + i * t.d_i + (t.kw - 1 - j) * t.dw;
+      const float* wj = w + i * t.w_i + j * t.w_j;
+      for (Index o = 0; o < t.oc; ++o, src += t.d_o, wj += t.w_o) {
+        __m256 dv[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) dv[v] = _mm256_loadu_ps(src + v * kLanes);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          const __m256 a = _mm256_set1_ps(wj[r]);
+#pragma GCC unroll 2
+          for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(a, dv[v], acc[r][v]);
+        }
+      }
+    }
+  if (cols == NV * kLanes) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + r * out_step + v * kLanes, acc[r][v]);
+    return;
+  }
+  alignas(32) float row[NV * kLanes];
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < NV; ++v) _mm256_store_ps(row + v * kLanes, acc[r][v]);
+    std::copy(row, row + cols, out + r * out_step);
+  }
+}
+
+using GradTileFn = void (*)(const float*, const float*, const GradTaps&, Index, float*, Index, int);
+
+/// Channels per data-gradient tile at most: 12 accumulators, as the forward's tiles.
+constexpr int grad_tile_channels(int nv) { return 12 / nv; }
+
+template <int NV, int... R>
+constexpr std::array<GradTileFn, sizeof...(R)> grad_tile_table(std::integer_sequence<int, R...>) {
+  return {&grad_tile<R + 1, NV>...};
+}
+
+/// The data-gradient tile of r channels (1 <= r <= grad_tile_channels(nv)) for nv vectors.
+inline GradTileFn grad_kernel(int nv, Index r) {
+  static constexpr auto one = grad_tile_table<1>(std::make_integer_sequence<int, grad_tile_channels(1)>{});
+  static constexpr auto two = grad_tile_table<2>(std::make_integer_sequence<int, grad_tile_channels(2)>{});
+  return nv == 1 ? one[static_cast<std::size_t>(r - 1)] : two[static_cast<std::size_t>(r - 1)];
+}
+
+/// Vectors of input columns per data-gradient tile: one for inputs at most 8 wide, else two.
+inline int grad_vectors(const ConvGeometry& g) { return g.w <= kLanes ? 1 : 2; }
+
+/// Columns of a row of the data gradient's dY copy: every column a tile reads, for tiles of
+/// grad_vectors(g)·8 input columns (at least the input's width).
+inline Index grad_copy_cols(const ConvGeometry& g) {
+  return std::max<Index>(g.w, grad_vectors(g) * kLanes) + g.dw * (g.kw - 1);
+}
+
+/// Whether the direct data gradient takes g: one group, unit strides, 4 to 16 output channels
+/// (the GEMM of col2im has K = OC: thin), at most kMaxTaps taps per input channel (OC·KH·KW),
+/// a sample's dY copy within kMaxSampleFloats, not 1x1 (no col2im: one GEMM); and tiles that
+/// keep the FMA units busy: at least 6 accumulators (channels per tile x vectors; fewer
+/// measured slower than col2im: 3 channels x 1 vector 0.7-0.8x), and at least 3/4 of their
+/// lanes on input columns (tiles of 8 or 16 columns, the last one overlapping its neighbour;
+/// a 4-wide input in 8 lanes measured 0.74-0.96x).
+inline bool data_grad_applies(const ConvGeometry& g) {
+  if (!(g.groups == 1 && g.sh == 1 && g.sw == 1 && g.oc >= kMinChannels && g.oc <= kMaxChannels && g.c >= 1 &&
+        g.oc * g.kh * g.kw <= kMaxTaps && g.h >= 1 && g.w >= 1 && g.oh >= 1 && g.ow >= 1 && !g.is_pointwise()))
+    return false;
+  const int nv = grad_vectors(g);
+  const Index width = nv * kLanes, computed = (g.w + width - 1) / width * width;
+  return Cover(g.c, grad_tile_channels(nv)).size * nv >= 6 && 4 * g.w >= 3 * computed &&
+         g.oc * g.oh * grad_copy_cols(g) <= kMaxSampleFloats;
+}
+
+/// dX = the data gradient of g from dY and w (OC, C, KH, KW), for a geometry data_grad_applies
+/// to, on `threads` threads that take whole samples. Overwrites dx.
+inline void data_grad(const float* dy, const ConvGeometry& g, const float* w, float* dx, Workspace<float>& ws,
+                      int threads) {
+  const int nv = grad_vectors(g);
+  const Index width = nv * kLanes, pw = grad_copy_cols(g), kk = g.kh * g.kw, out_sample = g.oc * g.out_plane();
+  // Copy column q of a dY row holds dY column q + first (0 outside dY): the tile of input
+  // columns [x, x + width) reads, for filter column j, copy columns x + (KW − 1 − j)·dw + [0, width).
+  const Index first = g.pl - g.dw * (g.kw - 1);
+  const Index lo = std::clamp<Index>(-first, 0, pw), hi = std::clamp<Index>(g.ow - first, lo, pw);
+  float* wt = ws.get(Workspace<float>::kProduct, g.oc * kk * g.c);  // wt[i][j][o][c] = w[o][c][i][j]
+  for (Index o = 0; o < g.oc; ++o)
+    for (Index c = 0; c < g.c; ++c)
+      for (Index t = 0; t < kk; ++t) wt[(t * g.oc + o) * g.c + c] = w[(o * g.c + c) * kk + t];
+  const Index per_thread = g.oc * g.oh * pw;
+  float* buffers = ws.get(Workspace<float>::kColumns, threads * per_thread);
+  const Cover channels(g.c, grad_tile_channels(nv));
+  const Index across = (g.w + width - 1) / width;
+  const GradTaps taps{g.oc, g.kw, g.dw, g.oh * pw, -g.dh * pw, g.c, g.kw * g.oc * g.c, g.oc * g.c};
+  convkit::detail::parallel_for_slots(threads, g.n, [&](int slot, Index n) {
+    float* d = buffers + slot * per_thread;
+    const float* src = dy + n * out_sample;
+    for (Index r = 0; r < g.oc * g.oh; ++r) {
+      float* o = d + r * pw;
+      std::fill(o, o + lo, 0.0f);
+      if (hi > lo) std::copy(src + r * g.ow + lo + first, src + r * g.ow + hi + first, o + lo);
+      std::fill(o + hi, o + pw, 0.0f);
+    }
+    float* dxs = dx + n * g.c * g.in_plane();
+    for (Index y = 0; y < g.h; ++y) {
+      // Filter rows i whose dY row y + pt − i·dh lies in [0, OH).
+      const Index i0 = std::clamp<Index>(ceil_div(y + g.pt - g.oh + 1, g.dh), 0, g.kh);
+      const Index i1 = std::clamp<Index>(ceil_div(y + g.pt + 1, g.dh), i0, g.kh);
+      const float* drow = i1 > i0 ? d + (y + g.pt - i0 * g.dh) * pw : d;  // the dY row of filter row i0
+      for (Index cb = 0; cb < channels.count; ++cb) {
+        const Index c0 = cb * channels.size, cn = std::min(channels.size, g.c - c0);
+        const GradTileFn fn = grad_kernel(nv, cn);
+        for (Index tx = 0; tx < across; ++tx) {
+          const Index x0 = g.w < width ? 0 : std::min(tx * width, g.w - width);
+          fn(drow + x0, wt + i0 * g.kw * g.oc * g.c + c0, taps, i1 - i0, dxs + (c0 * g.h + y) * g.w + x0,
+             g.in_plane(), static_cast<int>(std::min(width, g.w)));
+        }
+      }
+    }
+  });
 }
 
 }  // namespace convkit::ops::detail::direct
