@@ -1,6 +1,6 @@
 // ops/direct_conv.h: the float convolutions with few output channels that run on the direct
-// kernels (the forward pass and the weight gradient; the data gradient where it is a flipped
-// convolution with few input channels) must
+// kernels (the forward pass and the weight gradient; the data gradient gathered where col2im
+// would run, or as a flipped convolution with few input channels) must
 // match the naive reference, on every edge of their tiling: one and two vectors of channels,
 // odd numbers of output rows (the last row tile moved back), a single output row, rows not a
 // multiple of the tile, padding (the padded copy), crops, row stride and dilation, a single

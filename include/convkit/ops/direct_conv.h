@@ -321,7 +321,7 @@ inline void weight_grad(const float* x, const float* dy, const ConvGeometry& g, 
 /// exists, so no tile multiplies a row of zeros (LeNet-5's C3: 50 of the 70 row taps of a
 /// 14-row input; its flipped convolution would sum over 196 positions x 25 taps per channel,
 /// col2im over 100 x 25 at K = 16 and then scatters). Each value is one tile's sum in a fixed
-/// order (o, i, j), on any thread count (threads take whole samples).
+/// order (i, j, o), on any thread count (threads take whole samples).
 struct GradTaps {
   Index oc, kw, dw;
   Index d_o, d_i;       // dY copy: step per output channel, per filter row (negative)
@@ -344,13 +344,13 @@ void grad_tile(const float* d, const float* w, const GradTaps& t, Index rows, fl
     for (Index j = 0; j < t.kw; ++j) {
       const float* src = d + i * t.d_i + (t.kw - 1 - j) * t.dw;
       const float* wj = w + i * t.w_i + j * t.w_j;
-      for (Index o = 0; o < t.oc; ++o, src += t.d_o, wj += t.w_o) {
+      for (Index o = 0; o < t.oc; ++o) {  // (indices: no pointer formed past the last channel)
         __m256 dv[NV];
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) dv[v] = _mm256_loadu_ps(src + v * kLanes);
+        for (int v = 0; v < NV; ++v) dv[v] = _mm256_loadu_ps(src + o * t.d_o + v * kLanes);
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          const __m256 a = _mm256_set1_ps(wj[r]);
+          const __m256 a = _mm256_set1_ps(wj[o * t.w_o + r]);
 #pragma GCC unroll 2
           for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(a, dv[v], acc[r][v]);
         }
@@ -398,7 +398,7 @@ inline Index grad_copy_cols(const ConvGeometry& g) {
 
 /// Whether the direct data gradient takes g: one group, unit strides, 4 to 16 output channels
 /// (the GEMM of col2im has K = OC: thin), at most kMaxTaps taps per input channel (OC·KH·KW),
-/// a sample's dY copy within kMaxSampleFloats, not 1x1 (no col2im: one GEMM); and tiles that
+/// a sample's dY copy within kMaxSampleFloats, not an unpadded 1x1 (no col2im: one GEMM); and tiles that
 /// keep the FMA units busy: at least 6 accumulators (channels per tile x vectors; fewer
 /// measured slower than col2im: 3 channels x 1 vector 0.7-0.8x), and at least 3/4 of their
 /// lanes on input columns (tiles of 8 or 16 columns, the last one overlapping its neighbour;
