@@ -194,6 +194,15 @@ inline void load_planes(const float* y, Index oc, Index p, Index lanes, float* b
     for (Index o = 0; o < lanes; ++o) buf[p0 * lanes + o] = o < oc ? y[o * p + p0] : 0.0f;
 }
 
+/// o[q] = src[q − pl] for q in [0, cols) where that lies in [0, w), 0 elsewhere: a row of w
+/// values placed at column pl of a zero row (pl may be negative: a crop).
+inline void pad_row(const float* src, Index w, Index pl, Index cols, float* o) {
+  const Index lo = std::clamp<Index>(pl, 0, cols), hi = std::clamp<Index>(pl + w, lo, cols);
+  std::fill(o, o + lo, 0.0f);
+  if (hi > lo) std::copy(src + (lo - pl), src + (hi - pl), o + lo);
+  std::fill(o + hi, o + cols, 0.0f);
+}
+
 /// The input the taps read: x itself when the layer does not pad, otherwise each sample copied
 /// with its padding (rows x cols per channel, from the top-left corner of the padding).
 struct Input {
@@ -212,19 +221,14 @@ struct Input {
   /// buf[c, r, q] = xs[c, r − pt, q − pl], 0 outside xs.
   const float* sample(const float* xs, const ConvGeometry& g, float* buf) const {
     if (!copy) return xs;
-    const Index lo = std::clamp<Index>(g.pl, 0, cols), hi = std::clamp<Index>(g.pl + g.w, lo, cols);
     for (Index c = 0; c < g.c; ++c)
       for (Index r = 0; r < rows; ++r) {
         float* o = buf + (c * rows + r) * cols;
         const Index sr = r - g.pt;
-        if (sr < 0 || sr >= g.h) {
+        if (sr < 0 || sr >= g.h)
           std::fill(o, o + cols, 0.0f);
-          continue;
-        }
-        const float* src = xs + (c * g.h + sr) * g.w;  // o[q] = src[q − pl] for q in [lo, hi)
-        std::fill(o, o + lo, 0.0f);
-        if (hi > lo) std::copy(src + (lo - g.pl), src + (hi - g.pl), o + lo);
-        std::fill(o + hi, o + cols, 0.0f);
+        else
+          pad_row(xs + (c * g.h + sr) * g.w, g.w, g.pl, cols, o);
       }
     return buf;
   }
@@ -309,7 +313,6 @@ inline void weight_grad(const float* x, const float* dy, const ConvGeometry& g, 
       for (Index t = 0; t < k; ++t) dw[o * k + t] += part[t * lanes + o];
   }
 }
-
 
 /// The data gradient of a stride-1 layer whose GEMM route is col2im (see conv2d.h's
 /// backward_data_by_col2im: fewer input than output channels, or few positions), gathered:
@@ -422,7 +425,6 @@ inline void data_grad(const float* dy, const ConvGeometry& g, const float* w, fl
   // Copy column q of a dY row holds dY column q + first (0 outside dY): the tile of input
   // columns [x, x + width) reads, for filter column j, copy columns x + (KW − 1 − j)·dw + [0, width).
   const Index first = g.pl - g.dw * (g.kw - 1);
-  const Index lo = std::clamp<Index>(-first, 0, pw), hi = std::clamp<Index>(g.ow - first, lo, pw);
   float* wt = ws.get(Workspace<float>::kProduct, g.oc * kk * g.c);  // wt[i][j][o][c] = w[o][c][i][j]
   for (Index o = 0; o < g.oc; ++o)
     for (Index c = 0; c < g.c; ++c)
@@ -435,12 +437,7 @@ inline void data_grad(const float* dy, const ConvGeometry& g, const float* w, fl
   convkit::detail::parallel_for_slots(threads, g.n, [&](int slot, Index n) {
     float* d = buffers + slot * per_thread;
     const float* src = dy + n * out_sample;
-    for (Index r = 0; r < g.oc * g.oh; ++r) {
-      float* o = d + r * pw;
-      std::fill(o, o + lo, 0.0f);
-      if (hi > lo) std::copy(src + r * g.ow + lo + first, src + r * g.ow + hi + first, o + lo);
-      std::fill(o + hi, o + pw, 0.0f);
-    }
+    for (Index r = 0; r < g.oc * g.oh; ++r) pad_row(src + r * g.ow, g.ow, -first, pw, d + r * pw);
     float* dxs = dx + n * g.c * g.in_plane();
     for (Index y = 0; y < g.h; ++y) {
       // Filter rows i whose dY row y + pt − i·dh lies in [0, OH).
@@ -452,7 +449,7 @@ inline void data_grad(const float* dy, const ConvGeometry& g, const float* w, fl
         const GradTileFn fn = grad_kernel(nv, cn);
         for (Index tx = 0; tx < across; ++tx) {
           const Index x0 = g.w < width ? 0 : std::min(tx * width, g.w - width);
-          fn(drow + x0, wt + i0 * g.kw * g.oc * g.c + c0, taps, i1 - i0, dxs + (c0 * g.h + y) * g.w + x0,
+          fn(drow + x0, wt + i0 * taps.w_i + c0, taps, i1 - i0, dxs + (c0 * g.h + y) * g.w + x0,
              g.in_plane(), static_cast<int>(std::min(width, g.w)));
         }
       }
