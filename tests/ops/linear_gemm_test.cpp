@@ -52,13 +52,23 @@ class Gemm : public ::testing::Test {
 };
 TYPED_TEST_SUITE(Gemm, testing::Scalars);
 
+// Every transposition, with padded rows, for a small matrix, a single row or column of C
+// (Eigen's matrix-vector kernels, each reading or writing a strided vector in one of the
+// transpositions), a single element, longer vectors that fill whole SIMD registers, and
+// C of 3 rows or 2 columns (one matrix-vector product per row or column).
 TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
   using T = TypeParam;
-  const Index m = 5, n = 7, k = 6, pad = 3;  // stored rows are `pad` wider than needed
+  struct Size {
+    Index m, n, k;
+  };
+  const Index pad = 3;  // stored rows are `pad` wider than needed
   Rng rng = testing::seeded_rng(81);
+  for (const Size size : {Size{5, 7, 6}, Size{1, 7, 6}, Size{5, 1, 6}, Size{1, 1, 6}, Size{1, 37, 70},
+                          Size{37, 1, 70}, Size{3, 37, 70}, Size{37, 2, 70}, Size{2, 3, 1}})
   for (bool ta : {false, true})
     for (bool tb : {false, true})
       for (double beta : {0.0, 1.0, -0.5}) {
+        const Index m = size.m, n = size.n, k = size.k;
         const Index a_rows = ta ? k : m, a_cols = ta ? m : k;
         const Index b_rows = tb ? n : k, b_cols = tb ? k : n;
         const Index lda = a_cols + pad, ldb = b_cols + pad, ldc = n + pad;
@@ -79,7 +89,7 @@ TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
             c[i * ldc + j] = expected[i * ldc + j] = T(0);
           }
         EXPECT_TRUE(all_close(c, expected, TestFixture::tol()))
-            << "ta " << ta << " tb " << tb << " beta " << beta;
+            << "m " << m << " n " << n << " k " << k << " ta " << ta << " tb " << tb << " beta " << beta;
       }
 }
 
@@ -90,7 +100,8 @@ TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
 // first); on 1 and, with OpenMP, 2 threads (the first three products are above the threading
 // threshold: the first, wider than tall, splits columns between the threads; the second and
 // third, not, split row panels, the third over two column blocks). Each thread count must
-// give the same bits.
+// give the same bits. The last product, of 3 rows and above the threshold, goes to Eigen's
+// matrix-vector kernel (one call per row) on each thread's share of the columns.
 TYPED_TEST(Gemm, LargeOddSizesAcrossBlocksAndThreads) {
   using T = TypeParam;
   struct Size {
@@ -98,7 +109,8 @@ TYPED_TEST(Gemm, LargeOddSizesAcrossBlocksAndThreads) {
   };
   const Index pad = 5;
   Rng rng = testing::seeded_rng(82);
-  for (const Size size : {Size{61, 421, 797}, Size{1103, 37, 501}, Size{613, 421, 300}, Size{16, 77, 390}})
+  for (const Size size : {Size{61, 421, 797}, Size{1103, 37, 501}, Size{613, 421, 300}, Size{16, 77, 390},
+                          Size{3, 6701, 1000}})
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (double beta : {0.0, -0.5}) {

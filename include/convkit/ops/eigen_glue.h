@@ -1,32 +1,100 @@
-// convkit/ops/eigen_glue.h — the one place that includes Eigen.
+// convkit/ops/eigen_glue.h — the one place that includes Eigen: C += alpha · op(A) · op(B) on
+// row-major buffers by Eigen's own matrix-matrix and matrix-vector kernels.
 //
-// Row-major matrix views over raw convkit buffers. Nothing outside ops/ sees an Eigen type.
+// ops::gemm calls the kernels directly (Eigen::internal::general_matrix_matrix_product and
+// general_matrix_vector_product, the same calls Eigen's BLAS wrapper makes) rather than through
+// Eigen's expressions: `C.noalias() += alpha * A * B` over Maps instantiates, for each of the
+// four transpositions, Eigen's coefficient-wise product for tiny sizes, its matrix-vector
+// selectors and its threading, and that costs 8 of the 23 s it takes to compile
+// examples/lenet5_mnist.cpp at -O2. The kernels are the same; what is lost is Eigen's own
+// threading, which ops::gemm replaces (it splits the columns of C). Nothing outside ops/
+// sees an Eigen type.
 #pragma once
 
 #include <Eigen/Core>
 
+#include <vector>
+
 #include "convkit/core/shape.h"
+
+#if !EIGEN_VERSION_AT_LEAST(3, 4, 0)
+#error "convkit needs Eigen 3.4 or later (its kernels are called with 3.4's signatures)"
+#endif
 
 namespace convkit::ops::detail {
 
 static_assert(std::is_same_v<Index, Eigen::Index>, "convkit::Index must equal Eigen::Index");
 
+/// y (rows, stride incy) += alpha · M · x, M (rows x cols) stored row-major with leading
+/// dimension ld (trans = false) or stored transposed, i.e. column-major (trans = true); x has
+/// stride incx. Eigen's row-major kernel reads x contiguously and its column-major one writes
+/// y contiguously, so a strided x or y is copied for them.
 template <typename T>
-using RowMajorMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-/// A rows x cols row-major view with leading dimension ld (>= cols).
-template <typename T>
-using MatrixView = Eigen::Map<RowMajorMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-template <typename T>
-using ConstMatrixView = Eigen::Map<const RowMajorMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-
-template <typename T>
-MatrixView<T> view(T* data, Index rows, Index cols, Index ld) {
-  return MatrixView<T>(data, rows, cols, Eigen::OuterStride<>(ld));
+void eigen_gemv_add(bool trans, Index rows, Index cols, T alpha, const T* m, Index ld, const T* x, Index incx, T* y,
+                    Index incy) {
+  namespace ei = Eigen::internal;
+  if (!trans) {
+    std::vector<T> packed_x;
+    if (incx != 1) {
+      packed_x.resize(static_cast<std::size_t>(cols));
+      for (Index j = 0; j < cols; ++j) packed_x[j] = x[j * incx];
+      x = packed_x.data();
+    }
+    using MMap = ei::const_blas_data_mapper<T, Index, Eigen::RowMajor>;
+    using XMap = ei::const_blas_data_mapper<T, Index, Eigen::ColMajor>;
+    ei::general_matrix_vector_product<Index, T, MMap, Eigen::RowMajor, false, T, XMap, false>::run(
+        rows, cols, MMap(m, ld), XMap(x, 1), y, incy, alpha);
+    return;
+  }
+  std::vector<T> packed_y;
+  T* out = y;
+  if (incy != 1) {
+    packed_y.resize(static_cast<std::size_t>(rows));
+    for (Index i = 0; i < rows; ++i) packed_y[i] = y[i * incy];
+    out = packed_y.data();
+  }
+  using MMap = ei::const_blas_data_mapper<T, Index, Eigen::ColMajor>;
+  using XMap = ei::const_blas_data_mapper<T, Index, Eigen::RowMajor>;
+  ei::general_matrix_vector_product<Index, T, MMap, Eigen::ColMajor, false, T, XMap, false>::run(
+      rows, cols, MMap(m, ld), XMap(x, incx), out, 1, alpha);
+  if (out != y)
+    for (Index i = 0; i < rows; ++i) y[i * incy] = out[i];
 }
+
+/// Rows (or columns) of C up to which a product is that many matrix-vector products: Eigen's
+/// GEMM packs all of op(B) and its register tiles are mostly empty, so a 2 x 9216 by
+/// 9216 x 4096 product took 52 ms at one thread against 10 ms for one row.
+constexpr Index kMaxGemvRows = 3;
+
+/// C (m x n, row-major, ldc) += alpha · op(A) · op(B), as ops::gemm, on the calling thread:
+/// Eigen's matrix-vector kernel per row (or column) of C when it has at most kMaxGemvRows,
+/// its blocked GEMM otherwise. m, n, k >= 1.
 template <typename T>
-ConstMatrixView<T> view(const T* data, Index rows, Index cols, Index ld) {
-  return ConstMatrixView<T>(data, rows, cols, Eigen::OuterStride<>(ld));
+void eigen_gemm_add(bool ta, bool tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b,
+                    Index ldb, T* c, Index ldc) {
+  if (m <= kMaxGemvRows) {  // each row: C[i]ᵀ += alpha · op(B)ᵀ · op(A)[i]ᵀ (op(B)ᵀ is stored
+    for (Index i = 0; i < m; ++i)  // transposed when B is not)
+      eigen_gemv_add(!tb, n, k, alpha, b, ldb, ta ? a + i : a + i * lda, ta ? lda : 1, c + i * ldc, 1);
+    return;
+  }
+  if (n <= kMaxGemvRows) {  // each column: C[:, j] += alpha · op(A) · op(B)[:, j]
+    for (Index j = 0; j < n; ++j)
+      eigen_gemv_add(ta, m, k, alpha, a, lda, tb ? b + j * ldb : b + j, tb ? 1 : ldb, c + j, ldc);
+    return;
+  }
+  namespace ei = Eigen::internal;
+  constexpr int kRow = Eigen::RowMajor, kCol = Eigen::ColMajor;
+  ei::gemm_blocking_space<kRow, T, T, Eigen::Dynamic, Eigen::Dynamic, Eigen::Dynamic> blocking(m, n, k, 1, true);
+  auto run = [&](auto lhs_order, auto rhs_order) {
+    ei::general_matrix_matrix_product<Index, T, decltype(lhs_order)::value, false, T, decltype(rhs_order)::value,
+                                      false, kRow, 1>::run(m, n, k, a, lda, b, ldb, c, 1, ldc, alpha, blocking);
+  };
+  using Row = std::integral_constant<int, kRow>;
+  using Col = std::integral_constant<int, kCol>;
+  if (!ta && !tb) run(Row{}, Row{});
+  else if (!ta) run(Row{}, Col{});
+  else if (!tb) run(Col{}, Row{});
+  else run(Col{}, Col{});
 }
 
 }  // namespace convkit::ops::detail

@@ -8,14 +8,13 @@
 // fully connected layer ends up here, so this one call decides the library's speed.
 #pragma once
 
+#include <algorithm>
+#include <type_traits>
+
 #include "convkit/core/parallel.h"
 #include "convkit/core/shape.h"
 #include "convkit/ops/eigen_glue.h"
 #include "convkit/ops/packed_gemm.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace convkit::ops {
 
@@ -33,30 +32,22 @@ constexpr double kMinThreadedGemmWork = 2e7;
 /// region once the work reaches kMinThreadedGemmWork, one otherwise.
 inline int gemm_threads(double work) { return convkit::detail::threads_for(work, kMinThreadedGemmWork); }
 
-/// While alive, Eigen's GEMMs on this thread use one OpenMP thread (Eigen reads the calling
-/// thread's omp_get_max_threads(), a per-thread setting, unless Eigen::setNbThreads was used).
-class SingleThreadedGemm {
- public:
-  explicit SingleThreadedGemm(bool on) {
-#ifdef _OPENMP
-    if (on && (saved_ = omp_get_max_threads()) > 1) omp_set_num_threads(1);
-#else
-    (void)on;
-#endif
+/// C (m x n) *= beta, or set to 0 for beta = 0 (whatever C held, NaN included).
+template <typename T>
+void scale_rows(Index m, Index n, T beta, T* c, Index ldc) {
+  if (beta == T(1)) return;
+  for (Index i = 0; i < m; ++i) {
+    T* row = c + i * ldc;
+    if (beta == T(0)) std::fill(row, row + n, T(0));
+    else for (Index j = 0; j < n; ++j) row[j] *= beta;
   }
-  SingleThreadedGemm(const SingleThreadedGemm&) = delete;
-  SingleThreadedGemm& operator=(const SingleThreadedGemm&) = delete;
-  ~SingleThreadedGemm() {
-#ifdef _OPENMP
-    if (saved_ > 1) omp_set_num_threads(saved_);
-#endif
-  }
+}
 
- private:
-#ifdef _OPENMP
-  int saved_ = 0;
-#endif
-};
+/// Columns per share when Eigen's kernels run on several threads: shares start on multiples
+/// of it, so each element falls in the same place of Eigen's row groups and SIMD packets
+/// (8 groups of 16 floats at most) as on one thread, and each thread, which packs all of
+/// op(A), has many of Eigen's register panels to fill.
+constexpr Index kColumnShare = 128;
 
 }  // namespace detail
 
@@ -64,11 +55,6 @@ template <typename T>
 void gemm(Trans trans_a, Trans trans_b, Index m, Index n, Index k, T alpha, const T* a, Index lda,
           const T* b, Index ldb, T beta, T* c, Index ldc) {
   if (m == 0 || n == 0) return;  // C is empty
-  auto cm = detail::view(c, m, n, ldc);
-  if (k == 0) {
-    if (beta == T(0)) cm.setZero(); else cm *= beta;
-    return;
-  }
   const bool ta = trans_a == Trans::kYes;
   const bool tb = trans_b == Trans::kYes;
   const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
@@ -76,27 +62,27 @@ void gemm(Trans trans_a, Trans trans_b, Index m, Index n, Index k, T alpha, cons
   // A product of fewer than kMinPackedRows rows is a matrix-vector product in all but name:
   // packing B would cost more than using it, so Eigen's matrix-vector path takes it.
   if constexpr (std::is_same_v<T, float>) {
-    if (m >= detail::packed::kMinPackedRows) {
+    if (k > 0 && m >= detail::packed::kMinPackedRows) {
       detail::packed::sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, detail::gemm_threads(work));
       return;
     }
   }
 #endif
-  auto am = detail::view(a, ta ? k : m, ta ? m : k, lda);
-  auto bm = detail::view(b, tb ? n : k, tb ? k : n, ldb);
-  const detail::SingleThreadedGemm small(work < detail::kMinThreadedGemmWork);
-  auto run = [&](const auto& lhs, const auto& rhs) {
-    if (beta == T(0)) {
-      cm.noalias() = alpha * lhs * rhs;
-    } else {
-      if (beta != T(1)) cm *= beta;
-      cm.noalias() += alpha * lhs * rhs;
-    }
-  };
-  if (!ta && !tb) run(am, bm);
-  else if (!ta && tb) run(am, bm.transpose());
-  else if (ta && !tb) run(am.transpose(), bm);
-  else run(am.transpose(), bm.transpose());
+  detail::scale_rows(m, n, beta, c, ldc);
+  if (k == 0) return;
+  // Eigen's kernels on one thread each; with several, each takes a contiguous share of C's
+  // columns (and its columns of op(B)), so no element's sum is split.
+  const Index shares = (n + detail::kColumnShare - 1) / detail::kColumnShare;
+  const Index threads = std::min<Index>(detail::gemm_threads(work), shares);
+  if (threads <= 1) {
+    detail::eigen_gemm_add(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+    return;
+  }
+  convkit::detail::parallel_for_on(static_cast<int>(threads), threads, [&](Index t) {
+    const Index j0 = shares * t / threads * detail::kColumnShare;
+    const Index j1 = std::min(n, shares * (t + 1) / threads * detail::kColumnShare);
+    detail::eigen_gemm_add(ta, tb, m, j1 - j0, k, alpha, a, lda, tb ? b + j0 * ldb : b + j0, ldb, c + j0, ldc);
+  });
 }
 
 }  // namespace convkit::ops
