@@ -25,6 +25,15 @@ namespace convkit::ops::detail {
 
 static_assert(std::is_same_v<Index, Eigen::Index>, "convkit::Index must equal Eigen::Index");
 
+/// v (n values, stride inc) as a contiguous array: v itself for inc = 1, else a copy in buf.
+template <typename T>
+const T* contiguous(const T* v, Index n, Index inc, std::vector<T>& buf) {
+  if (inc == 1) return v;
+  buf.resize(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) buf[i] = v[i * inc];
+  return buf.data();
+}
+
 /// y (rows, stride incy) += alpha · M · x, M (rows x cols) stored row-major with leading
 /// dimension ld (trans = false) or stored transposed, i.e. column-major (trans = true); x has
 /// stride incx. Eigen's row-major kernel reads x contiguously and its column-major one writes
@@ -33,26 +42,16 @@ template <typename T>
 void eigen_gemv_add(bool trans, Index rows, Index cols, T alpha, const T* m, Index ld, const T* x, Index incx, T* y,
                     Index incy) {
   namespace ei = Eigen::internal;
+  std::vector<T> buf;
   if (!trans) {
-    std::vector<T> packed_x;
-    if (incx != 1) {
-      packed_x.resize(static_cast<std::size_t>(cols));
-      for (Index j = 0; j < cols; ++j) packed_x[j] = x[j * incx];
-      x = packed_x.data();
-    }
     using MMap = ei::const_blas_data_mapper<T, Index, Eigen::RowMajor>;
     using XMap = ei::const_blas_data_mapper<T, Index, Eigen::ColMajor>;
     ei::general_matrix_vector_product<Index, T, MMap, Eigen::RowMajor, false, T, XMap, false>::run(
-        rows, cols, MMap(m, ld), XMap(x, 1), y, incy, alpha);
+        rows, cols, MMap(m, ld), XMap(contiguous(x, cols, incx, buf), 1), y, incy, alpha);
     return;
   }
-  std::vector<T> packed_y;
-  T* out = y;
-  if (incy != 1) {
-    packed_y.resize(static_cast<std::size_t>(rows));
-    for (Index i = 0; i < rows; ++i) packed_y[i] = y[i * incy];
-    out = packed_y.data();
-  }
+  contiguous<T>(y, rows, incy, buf);
+  T* out = incy == 1 ? y : buf.data();
   using MMap = ei::const_blas_data_mapper<T, Index, Eigen::ColMajor>;
   using XMap = ei::const_blas_data_mapper<T, Index, Eigen::RowMajor>;
   ei::general_matrix_vector_product<Index, T, MMap, Eigen::ColMajor, false, T, XMap, false>::run(
