@@ -5,10 +5,9 @@
 // general_matrix_vector_product, the same calls Eigen's BLAS wrapper makes) rather than through
 // Eigen's expressions: `C.noalias() += alpha * A * B` over Maps instantiates, for each of the
 // four transpositions, Eigen's coefficient-wise product for tiny sizes, its matrix-vector
-// selectors and its threading, and that costs 8 of the 23 s it takes to compile
-// examples/lenet5_mnist.cpp at -O2. The kernels are the same; what is lost is Eigen's own
-// threading, which ops::gemm replaces (it splits the columns of C). Nothing outside ops/
-// sees an Eigen type.
+// selectors and its threading, and that cost about 6 of the 22-23 s examples/lenet5_mnist.cpp
+// took to compile at -O2. Eigen's own threading is replaced by ops::gemm's (shares of C's
+// rows or columns). Nothing outside ops/ sees an Eigen type.
 #pragma once
 
 #include <Eigen/Core>
@@ -65,18 +64,27 @@ void eigen_gemv_add(bool trans, Index rows, Index cols, T alpha, const T* m, Ind
 /// 9216 x 4096 product took 52 ms at one thread against 10 ms for one row.
 constexpr Index kMaxGemvRows = 3;
 
-/// C (m x n, row-major, ldc) += alpha · op(A) · op(B), as ops::gemm, on the calling thread:
-/// Eigen's matrix-vector kernel per row (or column) of C when it has at most kMaxGemvRows,
-/// its blocked GEMM otherwise. m, n, k >= 1.
+/// How Eigen computes a product: one matrix-vector product per row of C (at most
+/// kMaxGemvRows rows), one per column (at most kMaxGemvRows columns), or its blocked GEMM.
+enum class EigenKernel { kRowGemv, kColumnGemv, kGemm };
+
+inline EigenKernel eigen_kernel(Index m, Index n) {
+  if (m <= kMaxGemvRows) return EigenKernel::kRowGemv;
+  return n <= kMaxGemvRows ? EigenKernel::kColumnGemv : EigenKernel::kGemm;
+}
+
+/// C (m x n, row-major, ldc) += alpha · op(A) · op(B), as ops::gemm, on the calling thread, by
+/// `kernel` (chosen by ops::gemm for the whole product, of which this may be a share).
+/// m, n, k >= 1.
 template <typename T>
-void eigen_gemm_add(bool ta, bool tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b,
-                    Index ldb, T* c, Index ldc) {
-  if (m <= kMaxGemvRows) {  // each row: C[i]ᵀ += alpha · op(B)ᵀ · op(A)[i]ᵀ (op(B)ᵀ is stored
-    for (Index i = 0; i < m; ++i)  // transposed when B is not)
+void eigen_gemm_add(EigenKernel kernel, bool ta, bool tb, Index m, Index n, Index k, T alpha, const T* a, Index lda,
+                    const T* b, Index ldb, T* c, Index ldc) {
+  if (kernel == EigenKernel::kRowGemv) {  // C[i]ᵀ += alpha · op(B)ᵀ · op(A)[i]ᵀ (op(B)ᵀ is
+    for (Index i = 0; i < m; ++i)         // stored transposed when B is not)
       eigen_gemv_add(!tb, n, k, alpha, b, ldb, ta ? a + i : a + i * lda, ta ? lda : 1, c + i * ldc, 1);
     return;
   }
-  if (n <= kMaxGemvRows) {  // each column: C[:, j] += alpha · op(A) · op(B)[:, j]
+  if (kernel == EigenKernel::kColumnGemv) {  // C[:, j] += alpha · op(A) · op(B)[:, j]
     for (Index j = 0; j < n; ++j)
       eigen_gemv_add(ta, m, k, alpha, a, lda, tb ? b + j * ldb : b + j, tb ? 1 : ldb, c + j, ldc);
     return;

@@ -43,11 +43,12 @@ void scale_rows(Index m, Index n, T beta, T* c, Index ldc) {
   }
 }
 
-/// Columns per share when Eigen's kernels run on several threads: shares start on multiples
-/// of it, so each element falls in the same place of Eigen's row groups and SIMD packets
-/// (8 groups of 16 floats at most) as on one thread, and each thread, which packs all of
-/// op(A), has many of Eigen's register panels to fill.
-constexpr Index kColumnShare = 128;
+/// Rows or columns of C per share when Eigen's kernels run on several threads. Shares start
+/// on multiples of it, so in a matrix-vector product (the float path on AVX2 machines) each
+/// element falls in the same place of Eigen's row groups and SIMD packets (8 groups of 16
+/// floats at most) as on one thread, and gets the same bits; and each thread, which packs
+/// all of the other operand, has many of Eigen's register panels to fill.
+constexpr Index kShare = 128;
 
 }  // namespace detail
 
@@ -70,18 +71,26 @@ void gemm(Trans trans_a, Trans trans_b, Index m, Index n, Index k, T alpha, cons
 #endif
   detail::scale_rows(m, n, beta, c, ldc);
   if (k == 0) return;
-  // Eigen's kernels on one thread each; with several, each takes a contiguous share of C's
-  // columns (and its columns of op(B)), so no element's sum is split.
-  const Index shares = (n + detail::kColumnShare - 1) / detail::kColumnShare;
+  // Eigen's kernels, chosen for the whole product, on one thread each; with several, each
+  // thread takes a contiguous share of C's columns, or of its rows when C is computed column
+  // by column or has more rows than columns, so no element's sum is split.
+  const detail::EigenKernel kernel = detail::eigen_kernel(m, n);
+  const bool by_rows = kernel == detail::EigenKernel::kColumnGemv || (kernel == detail::EigenKernel::kGemm && m > n);
+  const Index extent = by_rows ? m : n, shares = (extent + detail::kShare - 1) / detail::kShare;
   const Index threads = std::min<Index>(detail::gemm_threads(work), shares);
   if (threads <= 1) {
-    detail::eigen_gemm_add(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, ldc);
+    detail::eigen_gemm_add(kernel, ta, tb, m, n, k, alpha, a, lda, b, ldb, c, ldc);
     return;
   }
   convkit::detail::parallel_for_on(static_cast<int>(threads), threads, [&](Index t) {
-    const Index j0 = shares * t / threads * detail::kColumnShare;
-    const Index j1 = std::min(n, shares * (t + 1) / threads * detail::kColumnShare);
-    detail::eigen_gemm_add(ta, tb, m, j1 - j0, k, alpha, a, lda, tb ? b + j0 * ldb : b + j0, ldb, c + j0, ldc);
+    const Index s0 = shares * t / threads * detail::kShare;
+    const Index s1 = std::min(extent, shares * (t + 1) / threads * detail::kShare);
+    if (by_rows)
+      detail::eigen_gemm_add(kernel, ta, tb, s1 - s0, n, k, alpha, ta ? a + s0 : a + s0 * lda, lda, b, ldb,
+                             c + s0 * ldc, ldc);
+    else
+      detail::eigen_gemm_add(kernel, ta, tb, m, s1 - s0, k, alpha, a, lda, tb ? b + s0 * ldb : b + s0, ldb, c + s0,
+                             ldc);
   });
 }
 
