@@ -88,20 +88,26 @@ void parallel_for(Index n, double work, Fn&& fn) {
   parallel_for_on(n > 1 ? parallel_threads(work) : 1, n, fn);
 }
 
+/// fn(begin, end) over contiguous ranges that cover [0, n) once, on at most `threads` threads
+/// (one range each): blocks of `align` elements dealt out evenly, so every range but the last
+/// starts and ends on a multiple of `align`.
+template <typename Fn>
+void parallel_ranges_on(int threads, Index n, Index align, Fn&& fn) {
+  const Index blocks = (n + align - 1) / align, parts = std::min<Index>(threads, blocks);
+  if (parts <= 1) {
+    fn(Index{0}, n);
+    return;
+  }
+  parallel_for_on(static_cast<int>(parts), parts, [&](Index t) {
+    fn(blocks * t / parts * align, std::min(n, blocks * (t + 1) / parts * align));
+  });
+}
+
 /// fn(begin, end) over contiguous ranges that cover [0, n) once, one per thread (boundaries on
 /// multiples of 16 elements, so no two threads share a cache line of floats).
 template <typename Fn>
 void parallel_ranges(Index n, Fn&& fn) {
-  const Index threads = parallel_threads(static_cast<double>(n));
-  if (threads <= 1) {
-    fn(Index{0}, n);
-    return;
-  }
-  const Index step = (n / threads + 15) / 16 * 16;
-  parallel_for(threads, static_cast<double>(n), [&](Index t) {
-    const Index b = std::min(n, t * step), e = t + 1 == threads ? n : std::min(n, (t + 1) * step);
-    if (b < e) fn(b, e);
-  });
+  parallel_ranges_on(parallel_threads(static_cast<double>(n)), n, 16, fn);
 }
 
 }  // namespace convkit::detail

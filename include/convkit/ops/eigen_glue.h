@@ -49,8 +49,11 @@ void eigen_gemv_add(bool trans, Index rows, Index cols, T alpha, const T* m, Ind
         rows, cols, MMap(m, ld), XMap(contiguous(x, cols, incx, buf), 1), y, incy, alpha);
     return;
   }
-  contiguous<T>(y, rows, incy, buf);
-  T* out = incy == 1 ? y : buf.data();
+  T* out = y;
+  if (incy != 1) {
+    contiguous<T>(y, rows, incy, buf);
+    out = buf.data();
+  }
   using MMap = ei::const_blas_data_mapper<T, Index, Eigen::ColMajor>;
   using XMap = ei::const_blas_data_mapper<T, Index, Eigen::RowMajor>;
   ei::general_matrix_vector_product<Index, T, MMap, Eigen::ColMajor, false, T, XMap, false>::run(

@@ -76,15 +76,8 @@ void gemm(Trans trans_a, Trans trans_b, Index m, Index n, Index k, T alpha, cons
   // by column or has more rows than columns, so no element's sum is split.
   const detail::EigenKernel kernel = detail::eigen_kernel(m, n);
   const bool by_rows = kernel == detail::EigenKernel::kColumnGemv || (kernel == detail::EigenKernel::kGemm && m > n);
-  const Index extent = by_rows ? m : n, shares = (extent + detail::kShare - 1) / detail::kShare;
-  const Index threads = std::min<Index>(detail::gemm_threads(work), shares);
-  if (threads <= 1) {
-    detail::eigen_gemm_add(kernel, ta, tb, m, n, k, alpha, a, lda, b, ldb, c, ldc);
-    return;
-  }
-  convkit::detail::parallel_for_on(static_cast<int>(threads), threads, [&](Index t) {
-    const Index s0 = shares * t / threads * detail::kShare;
-    const Index s1 = std::min(extent, shares * (t + 1) / threads * detail::kShare);
+  convkit::detail::parallel_ranges_on(detail::gemm_threads(work), by_rows ? m : n, detail::kShare,
+                                      [&](Index s0, Index s1) {
     if (by_rows)
       detail::eigen_gemm_add(kernel, ta, tb, s1 - s0, n, k, alpha, ta ? a + s0 : a + s0 * lda, lda, b, ldb,
                              c + s0 * ldc, ldc);
