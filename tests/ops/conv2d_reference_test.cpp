@@ -102,6 +102,11 @@ const ConvCase kCases[] = {
   // stride 1, C/g >= OC/g and over 784 output positions: the flipped-filter data gradient
   {"flipped_k3_dil2_groups2",         2,  4, 24, 24,  4, 3, 3,  1, 1, 2, 2, 2, 2, 2, true},
   {"flipped_k5x3_crop_nonsquare",     1,  6, 30, 33,  3, 5, 3,  1, 1, 1, 0, 1, 1, 1, false},
+  // 784 output positions but 1440·784 column elements (over two column budgets): flipped
+  // filters; in float a forward of two 2-sample chunks sharing one packing of the weights
+  {"flipped_small_planes_deep_columns", 4, 160, 14, 14, 16, 3, 3,  1, 1, 1, 1, 1, 1, 1, true},
+  // pointwise, 784 output positions and 1400·784 column elements: col2im all the same
+  {"k1_pointwise_deep_columns",       1, 1400, 28, 28, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, false},
   // 144·100·100 elements for one sample: unfolded in tiles of 36, 36 and 28 output rows
   {"strided_sample_split_in_row_tiles", 1, 16, 200, 200, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, true},
 };
@@ -216,6 +221,19 @@ TEST_P(Conv2dSweep, ReferenceOraclesAreAdjointsOfReferenceForward) {
 }
 
 // The geometry the op reports matches the reference output size (the window count).
+// The data gradient's route for the cases named for it.
+TEST(Conv2dDataGradientRoute, FlippedOnlyWhereColumnsOverflowOrPlanesAreLarge) {
+  const auto by_col2im = [](const char* name) {
+    const ConvCase& c = *std::find_if(std::begin(kCases), std::end(kCases),
+                                      [name](const ConvCase& k) { return std::string(k.name) == name; });
+    return ops::detail::backward_data_by_col2im(ops::conv2d_geometry(c.x_shape(), c.w_shape(), c.params()));
+  };
+  EXPECT_FALSE(by_col2im("flipped_small_planes_deep_columns"));
+  EXPECT_FALSE(by_col2im("flipped_k3_dil2_groups2"));
+  EXPECT_TRUE(by_col2im("k1_pointwise_deep_columns"));
+  EXPECT_TRUE(by_col2im("k3_pad1"));
+}
+
 TEST_P(Conv2dSweep, GeometryMatchesWindowCount) {
   const ConvCase& c = GetParam();
   const ops::ConvGeometry g = ops::conv2d_geometry(c.x_shape(), c.w_shape(), c.params());

@@ -273,17 +273,20 @@ inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const f
   const bool by_chunk = chunks_share_well(chunks, threads);
   const int gemm_threads_per_chunk = by_chunk ? 1 : gemm_threads(chunk_work);
   float* products = chunk > 1 ? ws.get(Workspace<float>::kProduct, (by_chunk ? threads : 1) * ocg * chunk * p) : nullptr;
-  convkit::detail::parallel_for_on(by_chunk ? threads : 1, chunks, [&](Index ci) {
-    const Index n0 = ci * chunk, nb = std::min(chunk, g.n - n0), cols = nb * p;
-    const int slot = by_chunk ? convkit::detail::thread_slot() : 0;
-    for (Index grp = 0; grp < g.groups; ++grp) {
+  for (Index grp = 0; grp < g.groups; ++grp) {
+    // With several chunks, W_g is packed once for all of them (packed::pack_a_once)
+    const float* w_group = w + grp * ocg * k;
+    const float* packed_w = chunks > 1 ? packed::pack_a_once(false, ocg, k, 1.0f, w_group, k, threads) : nullptr;
+    convkit::detail::parallel_for_on(by_chunk ? threads : 1, chunks, [&](Index ci) {
+      const Index n0 = ci * chunk, nb = std::min(chunk, g.n - n0), cols = nb * p;
+      const int slot = by_chunk ? convkit::detail::thread_slot() : 0;
       const packed::Im2colB b{x + n0 * in_sample + grp * cg * g.in_plane(), &g, in_sample, p, 0};
       float* y_group = y + n0 * out_sample + grp * ocg * p;
       float* c = nb == 1 ? y_group : products + slot * ocg * chunk * p;
-      packed::sgemm_with(false, ocg, cols, k, 1.0f, w + grp * ocg * k, k, b, 0.0f, c, cols, gemm_threads_per_chunk);
+      packed::sgemm_with(false, ocg, cols, k, 1.0f, w_group, k, b, 0.0f, c, cols, gemm_threads_per_chunk, packed_w);
       if (nb > 1) scatter_product(c, g, nb, y_group);
-    }
-  });
+    });
+  }
 }
 #endif
 
@@ -408,12 +411,18 @@ const T* grad_output_block(const T* dy, const ConvGeometry& g, Index n0, Index n
 /// flipped-filter convolution: for strides above 1, where the flipped filters would run over
 /// sh·sw times as many positions, most of them inserted zeros; where a group has fewer input
 /// than output channels, where the flipped convolution's GEMM would have only C/g rows; and
-/// where the whole batch has at most 784 output positions, where the flipped path's copy of
-/// the weights (as large as W, once per call) outweighs col2im's scatter. Measured at one
-/// thread, batch 1, 3x3 layers, ms flipped -> col2im: 512 channels at 7x7 3.61 -> 2.55, at
-/// 14x14 8.30 -> 6.69; 256 at 14x14 1.55 -> 1.40, at 28x28 5.19 -> 4.71.
+/// where the whole batch has at most 784 output positions and the layer is pointwise or its
+/// column matrix is at most two column budgets, where the flipped path's copy of the weights
+/// (as large as W, once per call) outweighs col2im's scatter. Past two budgets col2im's GEMMs,
+/// one per unfolded block, each pack all of W_gᵀ again. Measured on Zen 3, 3x3 layers, ms
+/// flipped -> col2im: 512 channels at 7x7, one thread, batch 1 5.4 -> 5.0, batch 8 (four
+/// blocks) 24.1 -> 30.5; two threads, batch 1 4.0 -> 2.4-2.8, batch 8 14.0 -> 15.8-17.0. A
+/// pointwise layer's flipped filters are a transposed copy of W: 2048 -> 512 channels at 7x7,
+/// batch 8 (392 positions), one thread, 16.3-17.4 -> 12.4-13.2.
 inline bool backward_data_by_col2im(const ConvGeometry& g) {
-  return g.sh > 1 || g.sw > 1 || g.cg() < g.ocg() || g.n * g.out_plane() <= 784;
+  const Index positions = g.n * g.out_plane();
+  return g.sh > 1 || g.sw > 1 || g.cg() < g.ocg() ||
+         (positions <= 784 && (g.is_pointwise() || positions * g.col_rows() <= 2 * kConvColumnBudget));
 }
 
 /// The stride-1 forward convolution whose output is the data gradient of a stride-1 layer g:

@@ -8,7 +8,8 @@
 //     of op(A), panel r holds op(A)[start_r + i][p] at [p][i] (its kMR rows, or a few fewer
 //     for the last two, see panel_start; the rest 0). With several column blocks all of A
 //     is packed first and shared; with one, each panel is packed just before its only use
-//     into a buffer that stays in L1 (PanelA).
+//     into a buffer that stays in L1 (PanelA). A caller multiplying one A by several B packs
+//     it once (pack_a_once) and hands it to each product.
 //   - The columns of C are cut into blocks of at most kNC. On several threads, a product
 //     with more columns than rows (and at least two kNR panels per thread) gives each thread
 //     whole column blocks; any other gives each thread a share of A's row panels, so that
@@ -183,14 +184,15 @@ inline Index panel_start(Index m, Index r) {
 inline Index panel_rows(Index m, Index r) { return panel_start(m, r + 1) - panel_start(m, r); }
 
 /// A per-thread scratch buffer of at least n floats, 64-byte aligned, kept between calls
-/// (slot 0: packed B, slot 1: packed A). Freed when the thread ends.
+/// (slot 0: packed B, slot 1: packed A, slot 2: an A packed once for several products, see
+/// pack_a_once). Freed when the thread ends.
 inline float* scratch(int slot, Index n) {
   struct Buffer {
     float* data = nullptr;
     Index size = 0;
     ~Buffer() { std::free(data); }
   };
-  thread_local Buffer buffers[2];
+  thread_local Buffer buffers[3];
   Buffer& b = buffers[slot];
   if (b.size < n) {
     std::free(b.data);
@@ -307,6 +309,17 @@ inline void pack_a(bool trans, Index m, Index k, float alpha, const float* a, In
   }
 }
 
+/// Floats that pack_a writes for an op(A) of m rows and k columns.
+inline Index packed_a_size(Index m, Index k) { return panels_of(m) * kMR * k; }
+
+/// All of op(A) packed by pack_a into ap, `threads` threads (OpenMP) packing shares of its panels.
+inline void pack_a_on(int threads, bool trans, Index m, Index k, float alpha, const float* a, Index lda, float* ap) {
+  const Index panels = panels_of(m);
+  convkit::detail::parallel_for_on(threads, threads, [&](Index id) {
+    pack_a(trans, m, k, alpha, a, lda, panels * id / threads, panels * (id + 1) / threads, ap);
+  });
+}
+
 /// A panels packed by pack_a beforehand, for products whose column blocks share them.
 struct PackedA {
   const float* ap;
@@ -403,10 +416,12 @@ void block(Index m, Index k, Index r0, Index r1, Index j0, Index nc, const APane
 /// The whole product, op(B) given by its packer (see block); k >= 1 (an empty C is left alone).
 /// With `threads` > 1 (OpenMP), the threads take equal shares of the column blocks of C when
 /// it has more columns than rows and enough for two kNR panels each, else equal shares of its
-/// row panels; when A is packed first, they pack it together.
+/// row panels; when A is packed first, they pack it together. `prepacked`, when not null, is
+/// op(A) already packed by pack_a (alpha folded in; ta, a, lda and alpha are then unused), for
+/// callers that multiply one A by several B (pack_a_once).
 template <typename PackB>
 void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a, Index lda, const PackB& pack,
-                float beta, float* c, Index ldc, int threads) {
+                float beta, float* c, Index ldc, int threads, const float* prepacked = nullptr) {
   if (m <= 0 || n <= 0) return;
   const Index panels = panels_of(m);
   Index col_blocks = (n + kNC - 1) / kNC, row_groups = 1;
@@ -418,7 +433,7 @@ void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a,
   }
   const Index nc = ((n + col_blocks - 1) / col_blocks + kNR - 1) / kNR * kNR;
   col_blocks = (n + nc - 1) / nc;
-  if (col_blocks == 1) {  // each A panel is used once: packed as it is needed (PanelA)
+  if (col_blocks == 1 && prepacked == nullptr) {  // each A panel is used once: packed as it is needed (PanelA)
     auto task = [&](Index rg) {
       const PanelA a_panel{ta, m, alpha, a, lda, scratch(1, kKC * kMR)};
       block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, 0, n, a_panel, pack, beta, c, ldc);
@@ -426,23 +441,34 @@ void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a,
     convkit::detail::parallel_for_on(threads, row_groups, task);  // a plain loop for one group
     return;
   }
-  float* ap = scratch(1, panels * kMR * k);
-  const PackedA packed{ap, panels};
   const Index tasks = col_blocks * row_groups;
+  const bool threaded = threads > 1 && tasks > 1;  // the threads pack A together, then share the tasks
+  const float* ap = prepacked;
+  if (ap == nullptr) {
+    float* buffer = scratch(1, packed_a_size(m, k));
+    pack_a_on(threaded ? threads : 1, ta, m, k, alpha, a, lda, buffer);
+    ap = buffer;
+  }
+  const PackedA packed{ap, panels};
   auto task = [&](Index t) {  // row group major: a thread's contiguous tasks share its rows of A
     const Index rg = t / col_blocks, jb = t % col_blocks;
     block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, jb * nc, std::min(nc, n - jb * nc), packed,
           pack, beta, c, ldc);
   };
-  if (threads > 1 && tasks > 1) {  // the threads pack A together, then share the tasks
-    convkit::detail::parallel_for_on(threads, threads, [&](Index id) {
-      pack_a(ta, m, k, alpha, a, lda, panels * id / threads, panels * (id + 1) / threads, ap);
-    });
+  if (threaded) {
     convkit::detail::parallel_for_on(threads, tasks, task);
     return;
   }
-  pack_a(ta, m, k, alpha, a, lda, 0, panels, ap);
   for (Index t = 0; t < tasks; ++t) task(t);
+}
+
+/// op(A) packed by pack_a into the calling thread's slot-2 scratch buffer (valid until its next
+/// pack_a_once), the `threads` threads packing shares of its panels: for callers that multiply
+/// one A by several B, which then pass it to sgemm_with as `prepacked` (from any thread).
+inline const float* pack_a_once(bool ta, Index m, Index k, float alpha, const float* a, Index lda, int threads) {
+  float* ap = scratch(2, packed_a_size(m, k));
+  pack_a_on(threads, ta, m, k, alpha, a, lda, ap);
+  return ap;
 }
 
 /// The whole product of two stored matrices; k >= 1.
