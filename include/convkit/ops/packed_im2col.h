@@ -34,10 +34,13 @@ inline LaneMask lane_mask(int lo, int hi) {  // 0 <= lo < hi <= kLanes
   return LaneMask{bits(lo, hi), kStride == 2 ? bits(2 * lo, 2 * hi - 1) : 0u};
 }
 
-/// acc with the lanes t of m replaced by base[t·kStride]; only the elements those lanes take
-/// are read, so `base` may point outside the buffer by as much as the others.
+/// acc with the lanes t of m replaced by base[t·kStride]. Only the elements those lanes take
+/// are read, so `base` may point outside the buffer by as much as the others; but with
+/// `whole` (all kLanes·kStride elements from base lie in the buffer) AVX2 reads them all and
+/// keeps those lanes: its masked load cost Im2colB 12% of ResNet-18's 256-channel 3x3
+/// forward at batch 8 on Zen 3, whole loads 7% (profile shares).
 template <int kStride>
-inline Vec vload_lanes(Vec acc, const float* base, LaneMask m) {
+inline Vec vload_lanes(Vec acc, const float* base, LaneMask m, bool whole) {
 #if defined(__AVX512F__)
   if constexpr (kStride == 1) {
     return _mm512_mask_loadu_ps(acc, static_cast<__mmask16>(m.lanes), base);
@@ -47,11 +50,13 @@ inline Vec vload_lanes(Vec acc, const float* base, LaneMask m) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     return _mm512_mask_mov_ps(acc, static_cast<__mmask16>(m.lanes), _mm512_permutex2var_ps(a, even, b));
   }
+  (void)whole;
 #else
   static_assert(kStride == 1, "AVX2 packs unit-stride rows only");
   const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   const __m256i mask = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(m.lanes)), bit), bit);
-  return _mm256_blendv_ps(acc, _mm256_maskload_ps(base, mask), _mm256_castsi256_ps(mask));
+  return _mm256_blendv_ps(acc, whole ? _mm256_loadu_ps(base) : _mm256_maskload_ps(base, mask),
+                          _mm256_castsi256_ps(mask));
 #endif
 }
 
@@ -101,10 +106,12 @@ struct Im2colB {
     Index src, iy, ix;
     int lo, hi;
   };
-  // What a run reads at one kernel position: the lanes of `mask` from channel + off + t·sw.
+  // What a run reads at one kernel position: the lanes of `mask` from channel + off + t·sw;
+  // `whole` when every element of the vector from there lies in the channel's plane.
   struct Load {
     Index off;
     LaneMask mask;
+    bool whole;
   };
 
   /// Columns [j0, j0 + nc) (nc <= kNC) of rows [p0, p0 + kc) into panels at dst, panel by
@@ -155,10 +162,12 @@ struct Im2colB {
               lo = ceil_div(-ix, kStride), hi = ceil_div(G.w - ix, kStride);
             }
             lo = std::max<Index>(lo, run.lo), hi = std::min<Index>(hi, run.hi);
+            const Index first = iy * G.w + ix;  // in the plane, lane 0's element
             if (lo < hi)
-              *slot++ = Load{run.src + iy * G.w + ix, lane_mask<kStride>(static_cast<int>(lo), static_cast<int>(hi))};
+              *slot++ = Load{run.src + first, lane_mask<kStride>(static_cast<int>(lo), static_cast<int>(hi)),
+                             first >= 0 && first + kStride * kLanes <= hw};
           }
-          for (; slot < slot_end; ++slot) *slot = Load{0, LaneMask{}};
+          for (; slot < slot_end; ++slot) *slot = Load{0, LaneMask{}, false};
         }
       }
       float* out = dst + v0 / kNV * kc * kNR;
@@ -173,7 +182,7 @@ struct Im2colB {
           for (int l = 0; l < slots; ++l, ++load) {
             const auto base = reinterpret_cast<const float*>(
                 channel + static_cast<std::uintptr_t>(load->off * static_cast<Index>(sizeof(float))));
-            acc = vload_lanes<kStride>(acc, base, load->mask);
+            acc = vload_lanes<kStride>(acc, base, load->mask, load->whole);
           }
           vstore(out + v * kLanes, acc);
         }
