@@ -5,7 +5,7 @@
 //
 // Forward, per group g (DESIGN.md §4):
 //   y[n, g] = W_g · im2col(x[n, g]) + b_g               W_g (OC/g, C/g·KH·KW)
-// In float with convkit's packed GEMM (unit or, with AVX-512, stride-2 columns, and at least
+// In float with convkit's packed GEMM (unit or stride-2 columns, and at least
 // kMinIm2colPackedRows rows of the column matrix), the column matrix is never built: the
 // GEMM packs its B panels straight from x (ops/packed_im2col.h), one GEMM per sample and
 // group, or per chunk of samples with small planes. Otherwise

@@ -37,8 +37,8 @@ inline LaneMask lane_mask(int lo, int hi) {  // 0 <= lo < hi <= kLanes
 /// acc with the lanes t of m replaced by base[t·kStride]. Only the elements those lanes take
 /// are read, so `base` may point outside the buffer by as much as the others; but with
 /// `whole` (all kLanes·kStride elements from base lie in the buffer) AVX2 reads them all and
-/// keeps those lanes: its masked load cost Im2colB 12% of ResNet-18's 256-channel 3x3
-/// forward at batch 8 on Zen 3, whole loads 7% (profile shares).
+/// keeps those lanes: its masked loads took Im2colB to 12-13% of ResNet-18's 256-channel 3x3
+/// forward at batch 8 on Zen 3, whole loads where possible to 8.6-8.8% (profile shares).
 template <int kStride>
 inline Vec vload_lanes(Vec acc, const float* base, LaneMask m, bool whole) {
 #if defined(__AVX512F__)
@@ -52,23 +52,30 @@ inline Vec vload_lanes(Vec acc, const float* base, LaneMask m, bool whole) {
   }
   (void)whole;
 #else
-  static_assert(kStride == 1, "AVX2 packs unit-stride rows only");
   const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-  const __m256i mask = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(m.lanes)), bit), bit);
-  return _mm256_blendv_ps(acc, whole ? _mm256_loadu_ps(base) : _mm256_maskload_ps(base, mask),
-                          _mm256_castsi256_ps(mask));
+  const auto vector_mask = [&bit](std::uint32_t bits) {
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), bit), bit);
+  };
+  const __m256i lanes = vector_mask(m.lanes);
+  if constexpr (kStride == 1) {
+    return _mm256_blendv_ps(acc, whole ? _mm256_loadu_ps(base) : _mm256_maskload_ps(base, lanes),
+                            _mm256_castsi256_ps(lanes));
+  } else {  // the elements of two vectors, then the even ones: a0 a2 b0 b2 | a4 a6 b4 b6, 64-bit pairs reordered
+    const __m256 a = whole ? _mm256_loadu_ps(base) : _mm256_maskload_ps(base, vector_mask(m.elems));
+    const __m256 b = whole ? _mm256_loadu_ps(base + 8) : _mm256_maskload_ps(base + 8, vector_mask(m.elems >> 8));
+    const __m256d pairs = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88));
+    return _mm256_blendv_ps(acc, _mm256_castpd_ps(_mm256_permute4x64_pd(pairs, 0xD8)), _mm256_castsi256_ps(lanes));
+  }
 #endif
 }
 
-/// Whether Im2colB packs convolutions of this geometry: column stride 1, or 2 with AVX-512
-/// (a gather for other strides measured slower than im2col + pack_b: ResNet's 7x7/2 stem 1.35x).
-inline bool im2col_packs(const ConvGeometry& g) {
-#if defined(__AVX512F__)
-  return g.sw == 1 || g.sw == 2;
-#else
-  return g.sw == 1;
-#endif
-}
+/// Whether Im2colB packs convolutions of this geometry: column stride 1 or 2 (a gather for
+/// other strides measured slower than im2col + pack_b: ResNet's 7x7/2 stem 1.35x). Stride 2
+/// on AVX2 (two loads, a shuffle and a permute per vector), against im2col + pack_b, Zen 3, one
+/// thread, forward at batch 8, two sets of 3 interleaved rounds: ResNet-18's 3x3/2 layers
+/// 1.03-1.07x, 1.07-1.10x and 1.04-1.08x, its 1x1/2 64 -> 128 1.11-1.21x, its 7x7/2 stem
+/// 0.97-0.99x (3 input channels: little to share each run's clipping).
+inline bool im2col_packs(const ConvGeometry& g) { return g.sw == 1 || g.sw == 2; }
 
 /// Rows of the column matrix (C/g·KH·KW) below which the float forward unfolds a column matrix
 /// and packs it with pack_b rather than use Im2colB: Im2colB clips every run of a panel at
@@ -88,12 +95,10 @@ struct Im2colB {
 
   void operator()(Index p0, Index kc, Index j0, Index nc, float* dst) const {
     for (Index jc = 0; jc < nc; jc += kNC) {
-#if defined(__AVX512F__)
       if (g->sw == 2) {
         pack<2>(p0, kc, j0 + jc, std::min(kNC, nc - jc), dst + jc * kc);
         continue;
       }
-#endif
       pack<1>(p0, kc, j0 + jc, std::min(kNC, nc - jc), dst + jc * kc);
     }
   }
