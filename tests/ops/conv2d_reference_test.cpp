@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -220,20 +221,21 @@ TEST_P(Conv2dSweep, ReferenceOraclesAreAdjointsOfReferenceForward) {
   EXPECT_NEAR(db_sum, dy_sum, 1e-12 * std::max(1.0, std::abs(dy_sum)));
 }
 
-// The geometry the op reports matches the reference output size (the window count).
-// The data gradient's route for the cases named for it.
+// The data gradient's route for the cases named for it: the four ways a stride-1 layer with
+// at least as many input as output channels per group can go.
 TEST(Conv2dDataGradientRoute, FlippedOnlyWhereColumnsOverflowOrPlanesAreLarge) {
-  const auto by_col2im = [](const char* name) {
-    const ConvCase& c = *std::find_if(std::begin(kCases), std::end(kCases),
-                                      [name](const ConvCase& k) { return std::string(k.name) == name; });
-    return ops::detail::backward_data_by_col2im(ops::conv2d_geometry(c.x_shape(), c.w_shape(), c.params()));
+  const auto by_col2im = [](const std::string& name) {
+    const auto it = std::find_if(std::begin(kCases), std::end(kCases), [&name](const ConvCase& k) { return k.name == name; });
+    if (it == std::end(kCases)) throw std::logic_error("no case " + name);
+    return ops::detail::backward_data_by_col2im(ops::conv2d_geometry(it->x_shape(), it->w_shape(), it->params()));
   };
-  EXPECT_FALSE(by_col2im("flipped_small_planes_deep_columns"));
-  EXPECT_FALSE(by_col2im("flipped_k3_dil2_groups2"));
-  EXPECT_TRUE(by_col2im("k1_pointwise_deep_columns"));
-  EXPECT_TRUE(by_col2im("k3_pad1"));
+  EXPECT_TRUE(by_col2im("k3_dil2_pad0"));                          // few positions, small columns
+  EXPECT_FALSE(by_col2im("flipped_small_planes_deep_columns"));    // 784 positions, over two budgets
+  EXPECT_TRUE(by_col2im("k1_pointwise_deep_columns"));             // the same, pointwise
+  EXPECT_FALSE(by_col2im("flipped_k3_dil2_groups2"));              // over 784 positions
 }
 
+// The geometry the op reports matches the reference output size (the window count).
 TEST_P(Conv2dSweep, GeometryMatchesWindowCount) {
   const ConvCase& c = GetParam();
   const ops::ConvGeometry g = ops::conv2d_geometry(c.x_shape(), c.w_shape(), c.params());

@@ -164,6 +164,32 @@ TYPED_TEST(Gemm, LargeOddSizesAcrossBlocksAndThreads) {
         }
 }
 
+#ifdef CONVKIT_PACKED_GEMM
+// A packed once (packed::pack_a_once) and handed to several products gives the same bits as
+// each product packing it itself: m not a multiple of the panel height, k over one kKC slice,
+// one column block and several, A stored and transposed, alpha folded in, on 1 and 2 threads.
+TEST(PackedGemm, PrepackedAGivesTheSameBits) {
+  namespace packed = ops::detail::packed;
+  Rng rng = testing::seeded_rng(83);
+  const Index m = 70, k = packed::kKC + 45;
+  for (const Index n : {packed::kNC - 9, 3 * packed::kNC + 5})
+    for (bool ta : {false, true})
+      for (int threads : {1, 2}) {
+        const Index lda = (ta ? m : k) + 3;
+        const Tensor<float> a = testing::ref::uniform<float>(Shape{ta ? k : m, lda}, rng);
+        const Tensor<float> b = testing::ref::uniform<float>(Shape{k, n}, rng);
+        const Tensor<float> c0 = testing::ref::uniform<float>(Shape{m, n}, rng);
+        Tensor<float> want = c0, got = c0;
+        packed::sgemm(ta, false, m, n, k, 0.5f, a.data(), lda, b.data(), n, 1.0f, want.data(), n, threads);
+        const float* ap = packed::pack_a_once(ta, m, k, 0.5f, a.data(), lda, threads);
+        packed::sgemm_with(ta, m, n, k, 0.5f, nullptr, lda, packed::MatrixB{false, b.data(), n}, 1.0f, got.data(), n,
+                           threads, ap);
+        EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin())) << "n " << n << " ta " << ta << " threads " << threads;
+        EXPECT_TRUE(all_close(want, reference_gemm(ta, false, m, n, k, 0.5, a, lda, b, n, 1.0, c0, n), 1e-4));
+      }
+}
+#endif
+
 // k = 0 only scales C, on Eigen's path (2 rows) and, for float with AVX2, the packed one (5).
 TYPED_TEST(Gemm, EmptyInnerDimensionScalesC) {
   using T = TypeParam;

@@ -26,8 +26,9 @@
 // sums added in chunk order, so that threads can share the chunks.
 //
 // Data gradient, two ways (conv2d_backward_data picks one per layer):
-//   col2im, for strided layers, groups with fewer input than output channels, and small
-//   batches of small planes (backward_data_by_col2im):
+//   col2im, for strided layers, groups with fewer input than output channels, and batches
+//   of at most 784 output positions whose column matrix is small or that are pointwise
+//   (backward_data_by_col2im):
 //      col = W_gᵀ · dY_g  (C/g·KH·KW, OH·OW),  dX[n, g] = col2im(col)  (each entry added back
 //      onto the input pixel im2col took it from): the same multiply-adds as the forward pass
 //      (or, for few output channels at unit strides, direct::data_grad's gather, see above).
@@ -257,8 +258,8 @@ inline Index packed_conv_chunk(const ConvGeometry& g) {
 /// The forward GEMMs of conv2d_forward_raw for float, with B packed from x by Im2colB: no
 /// column matrix, so no row tiles either; a whole sample (or a chunk of small ones) is one GEMM.
 /// With several threads and chunks that split evenly between them (or at least 4 per thread),
-/// each thread takes whole chunks on one-thread GEMMs: no barriers inside the GEMMs, no
-/// shared A packing. Measured at batch 8, 2 threads (bench_conv2d, medians of 7 interleaved
+/// each thread takes whole chunks on one-thread GEMMs: no barriers inside the GEMMs. With
+/// several chunks W_g is packed once, by all the threads, for all of them (pack_a_once). Measured at batch 8, 2 threads (bench_conv2d, medians of 7 interleaved
 /// runs, ms): ResNet-18's 1x1/2 downsampling 0.73 -> 0.35 (each GEMM was under the threading
 /// threshold, so they ran on one thread), 64-ch 3x3 8.3 -> 6.7, 256-ch 3x3 7.3 -> 5.4. The
 /// GEMMs are the same either way, so are the results.
@@ -414,11 +415,14 @@ const T* grad_output_block(const T* dy, const ConvGeometry& g, Index n0, Index n
 /// where the whole batch has at most 784 output positions and the layer is pointwise or its
 /// column matrix is at most two column budgets, where the flipped path's copy of the weights
 /// (as large as W, once per call) outweighs col2im's scatter. Past two budgets col2im's GEMMs,
-/// one per unfolded block, each pack all of W_gᵀ again. Measured on Zen 3, 3x3 layers, ms
-/// flipped -> col2im: 512 channels at 7x7, one thread, batch 1 5.4 -> 5.0, batch 8 (four
-/// blocks) 24.1 -> 30.5; two threads, batch 1 4.0 -> 2.4-2.8, batch 8 14.0 -> 15.8-17.0. A
-/// pointwise layer's flipped filters are a transposed copy of W: 2048 -> 512 channels at 7x7,
-/// batch 8 (392 positions), one thread, 16.3-17.4 -> 12.4-13.2.
+/// one per unfolded block or row tile, each pack all of W_gᵀ again. Measured on Zen 3 (AVX2),
+/// 3x3 layers, ms flipped -> col2im: 512 channels at 7x7, one thread, batch 1 5.4 -> 5.0,
+/// batch 8 (four blocks) 24.1 -> 30.5; two threads, batch 1 4.0 -> 2.4-2.8, batch 8 14.0 ->
+/// 15.8-17.0; at batch 1 (three row tiles; least of 6 interleaved runs) 256 channels at 28x28
+/// 11.1 -> 13.0 at one thread, 7.2 -> 8.2 at two, 512 at 28x28 45.0 -> 55.0 and 26.0 -> 32.3.
+/// A pointwise layer's flipped filters are a transposed copy of W, and there col2im stays
+/// ahead past two budgets: 2048 -> 512 channels at 7x7, batch 16, 32.1 -> 29.5 at one
+/// thread, 26.6 -> 21.2 at two.
 inline bool backward_data_by_col2im(const ConvGeometry& g) {
   const Index positions = g.n * g.out_plane();
   return g.sh > 1 || g.sw > 1 || g.cg() < g.ocg() ||

@@ -5,8 +5,8 @@
 //
 // The scheme is the classic one of GotoBLAS and BLIS, laid out for row-major C:
 //   - A is packed, alpha folded in, into panels of kMR rows: for each block of kKC columns
-//     of op(A), panel r holds op(A)[start_r + i][p] at [p][i] (its kMR rows, or a few fewer
-//     for the last two, see panel_start; the rest 0). With several column blocks all of A
+//     of op(A), panel r holds op(A)[start_r + i][p] at [p][i] (kMR rows or a few fewer, the
+//     rows spread evenly over the panels, see panel_start; the rest 0). With several column blocks all of A
 //     is packed first and shared; with one, each panel is packed just before its only use
 //     into a buffer that stays in L1 (PanelA). A caller multiplying one A by several B packs
 //     it once (pack_a_once) and hands it to each product.
@@ -164,20 +164,19 @@ static_assert(kMR <= kLanes, "pack_a transposes kLanes x kLanes blocks holding o
 /// ops::gemm sends products with fewer rows to Eigen (see there).
 constexpr Index kMinPackedRows = 4;
 
-/// Row panels that op(A) with m rows packs into: kMR rows each, except that a remainder of
-/// fewer than kMR/2 rows is merged with the panel before it and the two split evenly (m = 64:
-/// 12, 12, 12, 12, 8, 8 rather than ..., 12, 4). A thin tile leaves the FMA units idle: its
-/// few accumulators wait on each other (measured: the 4-row tile ran at 60% of the 12-row
-/// tile's rate per row on ResNet's 64-channel layers). Each panel holds kMR rows of storage,
-/// zero past its own rows.
+/// Row panels that op(A) with m rows packs into: ⌈m / kMR⌉, the rows spread evenly over them
+/// (⌊m / P⌋ or ⌈m / P⌉ each for P panels), so that no tile is thinner than it must be: m = 64
+/// on AVX2 is nine panels of 6 rows and two of 5 rather than ten of 6 and one of 4. A thin
+/// tile leaves the FMA units idle, its few accumulators waiting on each other: the 4-row tile
+/// ran at 60% of the 12-row tile's rate per row on ResNet's 64-channel layers (AVX-512), and
+/// at 64% of the 6-row tile's on Zen 3 (AVX2). Each panel holds kMR rows of storage, zero past
+/// its own rows.
 inline Index panels_of(Index m) { return (m + kMR - 1) / kMR; }
 
 /// First row of panel r (r = panels_of(m) gives m).
 inline Index panel_start(Index m, Index r) {
-  const Index panels = panels_of(m), rem = m % kMR;
-  if (r >= panels) return m;
-  if (panels < 2 || rem == 0 || 2 * rem >= kMR || r < panels - 1) return r * kMR;
-  return (panels - 2) * kMR + (kMR + rem + 1) / 2;
+  const Index panels = panels_of(m);
+  return r >= panels ? m : r * m / panels;
 }
 
 /// Rows of panel r (1..kMR).
