@@ -259,10 +259,11 @@ inline Index packed_conv_chunk(const ConvGeometry& g) {
 /// column matrix, so no row tiles either; a whole sample (or a chunk of small ones) is one GEMM.
 /// With several threads and chunks that split evenly between them (or at least 4 per thread),
 /// each thread takes whole chunks on one-thread GEMMs: no barriers inside the GEMMs. With
-/// several chunks W_g is packed once, by all the threads, for all of them (pack_a_once). Measured at batch 8, 2 threads (bench_conv2d, medians of 7 interleaved
-/// runs, ms): ResNet-18's 1x1/2 downsampling 0.73 -> 0.35 (each GEMM was under the threading
-/// threshold, so they ran on one thread), 64-ch 3x3 8.3 -> 6.7, 256-ch 3x3 7.3 -> 5.4. The
-/// GEMMs are the same either way, so are the results.
+/// several chunks W_g is packed once, by all the threads, for all of them (pack_a_once).
+/// Measured at batch 8, 2 threads (bench_conv2d, medians of 7 interleaved runs, ms):
+/// ResNet-18's 1x1/2 downsampling 0.73 -> 0.35 (each GEMM was under the threading threshold,
+/// so they ran on one thread), 64-ch 3x3 8.3 -> 6.7, 256-ch 3x3 7.3 -> 5.4. The GEMMs are the
+/// same either way, so are the results.
 inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const float* w, float* y,
                                   Workspace<float>& ws) {
   const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg(), cg = g.cg();

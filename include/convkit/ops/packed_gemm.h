@@ -6,10 +6,10 @@
 // The scheme is the classic one of GotoBLAS and BLIS, laid out for row-major C:
 //   - A is packed, alpha folded in, into panels of kMR rows: for each block of kKC columns
 //     of op(A), panel r holds op(A)[start_r + i][p] at [p][i] (kMR rows or a few fewer, the
-//     rows spread evenly over the panels, see panel_start; the rest 0). With several column blocks all of A
-//     is packed first and shared; with one, each panel is packed just before its only use
-//     into a buffer that stays in L1 (PanelA). A caller multiplying one A by several B packs
-//     it once (pack_a_once) and hands it to each product.
+//     rows spread evenly over the panels, see panel_start; the rest 0). With several column
+//     blocks all of A is packed first and shared; with one, each panel is packed just before
+//     its only use into a buffer that stays in L1 (PanelA). A caller multiplying one A by
+//     several B packs it once (pack_a_once) and hands it to each product.
 //   - The columns of C are cut into blocks of at most kNC. On several threads, a product
 //     with more columns than rows (and at least two kNR panels per thread) gives each thread
 //     whole column blocks; any other gives each thread a share of A's row panels, so that
@@ -432,7 +432,7 @@ void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a,
   }
   const Index nc = ((n + col_blocks - 1) / col_blocks + kNR - 1) / kNR * kNR;
   col_blocks = (n + nc - 1) / nc;
-  if (col_blocks == 1 && prepacked == nullptr) {  // each A panel is used once: packed as it is needed (PanelA)
+  if (col_blocks == 1 && prepacked == nullptr) {  // each A panel used once: packed when needed (PanelA)
     auto task = [&](Index rg) {
       const PanelA a_panel{ta, m, alpha, a, lda, scratch(1, kKC * kMR)};
       block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, 0, n, a_panel, pack, beta, c, ldc);

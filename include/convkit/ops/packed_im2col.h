@@ -56,15 +56,20 @@ inline Vec vload_lanes(Vec acc, const float* base, LaneMask m, bool whole) {
   const auto vector_mask = [&bit](std::uint32_t bits) {
     return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), bit), bit);
   };
+  // 8 elements from p: all of them when `whole`, else only those whose bits are set (the mask
+  // is built only then)
+  const auto load = [whole, &vector_mask](const float* p, std::uint32_t bits) {
+    return whole ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, vector_mask(bits));
+  };
   const __m256i lanes = vector_mask(m.lanes);
   if constexpr (kStride == 1) {
-    return _mm256_blendv_ps(acc, whole ? _mm256_loadu_ps(base) : _mm256_maskload_ps(base, lanes),
-                            _mm256_castsi256_ps(lanes));
-  } else {  // the elements of two vectors, then the even ones: a0 a2 b0 b2 | a4 a6 b4 b6, 64-bit pairs reordered
-    const __m256 a = whole ? _mm256_loadu_ps(base) : _mm256_maskload_ps(base, vector_mask(m.elems));
-    const __m256 b = whole ? _mm256_loadu_ps(base + 8) : _mm256_maskload_ps(base + 8, vector_mask(m.elems >> 8));
+    return _mm256_blendv_ps(acc, load(base, m.lanes), _mm256_castsi256_ps(lanes));
+  } else {  // the elements of two vectors, then the even ones: a0 a2 b0 b2 | a4 a6 b4 b6, then
+            // its 64-bit pairs reordered
+    const __m256 a = load(base, m.elems), b = load(base + 8, m.elems >> 8);
     const __m256d pairs = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88));
-    return _mm256_blendv_ps(acc, _mm256_castpd_ps(_mm256_permute4x64_pd(pairs, 0xD8)), _mm256_castsi256_ps(lanes));
+    return _mm256_blendv_ps(acc, _mm256_castpd_ps(_mm256_permute4x64_pd(pairs, 0xD8)),
+                            _mm256_castsi256_ps(lanes));
   }
 #endif
 }
