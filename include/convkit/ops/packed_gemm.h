@@ -21,6 +21,8 @@
 //   - The micro-kernel keeps a kMR x kNR tile of C in registers (kMR·kNR/lanes vector
 //     accumulators: 24 of the 32 zmm registers), and per step of k loads kNR/lanes vectors of
 //     B and broadcasts kMR scalars of A: the A panel (kMR x kKC, 18 KiB) stays in L1.
+//   - A product of two stored matrices with few columns and many rows (col2im's W_gᵀ · dY at
+//     7x7) is computed as its transpose, with the same bits (sgemm).
 // Each element of C is summed over k in the same order whatever the number of threads
 // (threads split columns or rows, never k), so results do not depend on the thread count.
 #pragma once
@@ -36,6 +38,7 @@
 #include <cstdlib>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "convkit/core/parallel.h"
 #include "convkit/core/shape.h"
@@ -72,6 +75,14 @@ inline void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 inline Vec vbroadcast(const float* p) { return _mm512_set1_ps(*p); }
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline Vec vadd(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+/// Stores the first `width` lanes of v (1..kLanes) at p.
+inline void vstore_head(float* p, Vec v, int width) {
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << width) - 1), v);
+}
+/// scale · p[0 .. kLanes) in lanes [0, rows), 0 in the others; reads all kLanes elements.
+inline Vec vload_scaled_head(const float* p, float scale, int rows) {
+  return _mm512_maskz_mul_ps(static_cast<__mmask16>((1u << rows) - 1), _mm512_set1_ps(scale), _mm512_loadu_ps(p));
+}
 /// dst[q·ldd + i] = scale · src[i·lds + q] for a 16 x 16 block, of which only the first
 /// `rows` rows of src are read (the others count as 0) and only the first `width` values of
 /// each dst row are written. (The zero-masked forms with a full mask are the plain
@@ -82,8 +93,7 @@ inline void transpose_block(const float* src, Index lds, int rows, float scale, 
   constexpr __mmask8 kAll8 = 0xFF;
   const __m512 s = _mm512_set1_ps(scale);
   const auto row = [&](int i) { return i < rows ? _mm512_mul_ps(s, _mm512_loadu_ps(src + i * lds)) : vzero(); };
-  const __mmask16 keep = static_cast<__mmask16>((1u << width) - 1);
-  const auto store = [&](float* p, __m512 v) { _mm512_mask_storeu_ps(p, keep, v); };
+  const auto store = [width](float* p, __m512 v) { vstore_head(p, v, width); };
   __m512 t[16], u[16];
   for (int i = 0; i < 16; i += 2) {
     const __m512 r0 = row(i), r1 = row(i + 1);
@@ -122,37 +132,41 @@ inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 inline Vec vbroadcast(const float* p) { return _mm256_set1_ps(*p); }
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+/// Stores the first `width` lanes of v (1..kLanes) at p, by 4-, 2- and 1-lane stores: AVX2's
+/// masked store is slow on AMD's cores, and pack_a's 6-row panels (width 6) went through it for
+/// every block (transposes were 11-14% of ResNet-18's forward and of a LeNet-5 step on Zen 3).
+inline void vstore_head(float* p, Vec v, int width) {
+  if (width == 8) {
+    _mm256_storeu_ps(p, v);
+    return;
+  }
+  __m128 part = _mm256_castps256_ps128(v);
+  if (width >= 4) {
+    _mm_storeu_ps(p, part);
+    part = _mm256_extractf128_ps(v, 1);
+    p += 4, width -= 4;
+  }
+  if (width >= 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(p), part);
+    part = _mm_movehl_ps(part, part);
+    p += 2, width -= 2;
+  }
+  if (width >= 1) _mm_store_ss(p, part);
+}
+/// scale · p[0 .. kLanes) in lanes [0, rows), 0 in the others; reads all kLanes elements.
+inline Vec vload_scaled_head(const float* p, float scale, int rows) {
+  const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  return _mm256_and_ps(_mm256_mul_ps(_mm256_set1_ps(scale), _mm256_loadu_ps(p)), _mm256_castsi256_ps(keep));
+}
 /// dst[q·ldd + i] = scale · src[i·lds + q] for an 8 x 8 block; rows and width as for AVX-512.
 inline void transpose_block(const float* src, Index lds, int rows, float scale, float* dst, Index ldd,
                             int width) {
   const __m256 s = _mm256_set1_ps(scale);
   const auto row = [&](int i) { return i < rows ? _mm256_mul_ps(s, _mm256_loadu_ps(src + i * lds)) : vzero(); };
-  // The first `width` lanes by 4-, 2- and 1-lane stores: AVX2's masked store is slow on AMD's
-  // cores, and pack_a's 6-row panels (width 6) went through it for every block (transposes
-  // were 11-14% of ResNet-18's forward and of a LeNet-5 step on Zen 3).
-  const auto store = [width](float* p, __m256 v) {
-    if (width == 8) {
-      _mm256_storeu_ps(p, v);
-      return;
-    }
-    __m128 part = _mm256_castps256_ps128(v);
-    int left = width;
-    if (left >= 4) {
-      _mm_storeu_ps(p, part);
-      part = _mm256_extractf128_ps(v, 1);
-      p += 4, left -= 4;
-    }
-    if (left >= 2) {
-      _mm_storel_pi(reinterpret_cast<__m64*>(p), part);
-      part = _mm_movehl_ps(part, part);
-      p += 2, left -= 2;
-    }
-    if (left >= 1) _mm_store_ss(p, part);
-  };
   __m256 r[8];
   for (int i = 0; i < 8; ++i) r[i] = row(i);
   transpose8x8(r);
-  for (int q = 0; q < 8; ++q) store(dst + q * ldd, r[q]);
+  for (int q = 0; q < 8; ++q) vstore_head(dst + q * ldd, r[q], width);
 }
 constexpr int kMR = 6;
 constexpr int kNV = 2;  // kNR = 16
@@ -278,7 +292,18 @@ inline void pack_a_panel(bool trans, Index m, float alpha, const float* a, Index
                          float* out) {
   const Index i0 = panel_start(m, r), rows = panel_rows(m, r);
   if (trans) {  // op(A)[i][p] = a[p·lda + i]: row p of storage holds the panel's values
-    for (Index p = 0; p < kc; ++p) {
+    Index p = 0;
+    if (i0 + kLanes <= m) {
+      // A whole vector from each row (the panel's values, then the next panel's, zeroed),
+      // stored whole: its kLanes - kMR last lanes land in slot p + 1, which is written next;
+      // the last slot only its own kMR. One scalar copy per value took half of a 1x1
+      // convolution's data gradient at 7x7 (ResNet-50's 2048 -> 512, batch 1, Zen 3).
+      for (; p + 1 < kc; ++p)
+        vstore(out + p * kMR, vload_scaled_head(a + (p0 + p) * lda + i0, alpha, static_cast<int>(rows)));
+      vstore_head(out + p * kMR, vload_scaled_head(a + (p0 + p) * lda + i0, alpha, static_cast<int>(rows)), kMR);
+      return;
+    }
+    for (; p < kc; ++p) {
       const float* src = a + (p0 + p) * lda + i0;
       float* o = out + p * kMR;
       for (Index i = 0; i < rows; ++i) o[i] = alpha * src[i];
@@ -345,37 +370,42 @@ struct PanelA {
 /// Packs op(B)[p0 : p0+kc, j0 : j0+nc] into panels of kNR columns, [panel][p][j].
 inline void pack_b(bool trans, Index p0, Index kc, Index j0, Index nc, const float* b, Index ldb,
                    float* dst) {
+  if (!trans) {  // op(B)[p][j] = b[p·ldb + j]: row by row, each read front to back into every panel
+    // (panel by panel, the reads went a row apart, each to a new page, and waited on memory: a
+    // third of ResNet-50's 3x3 data gradient at 7x7, batch 1, whose B is W_g, 18 KiB a row)
+    const Index whole = nc / kNR * kNR;
+    for (Index p = 0; p < kc; ++p) {
+      const float* src = b + (p0 + p) * ldb + j0;
+      float* o = dst + p * kNR;
+      for (Index jp = 0; jp < whole; jp += kNR)
+#pragma GCC unroll 4
+        for (int v = 0; v < kNV; ++v) vstore(o + jp * kc + v * kLanes, vload(src + jp + v * kLanes));
+      if (whole < nc) {
+        float* last = o + whole * kc;
+        for (Index j = whole; j < nc; ++j) last[j - whole] = src[j];
+        for (Index j = nc - whole; j < kNR; ++j) last[j] = 0.0f;
+      }
+    }
+    return;
+  }
+  // op(B)[p][j] = b[j·ldb + p]: transposed kLanes x kLanes blocks at a time
   for (Index jp = 0; jp < nc; jp += kNR) {
     const Index cols = std::min<Index>(kNR, nc - jp);
     float* out = dst + jp * kc;
-    if (!trans) {  // op(B)[p][j] = b[p·ldb + j]
-      for (Index p = 0; p < kc; ++p) {
-        const float* src = b + (p0 + p) * ldb + j0 + jp;
-        float* o = out + p * kNR;
-        if (cols == kNR) {
-#pragma GCC unroll 4
-          for (int v = 0; v < kNV; ++v) vstore(o + v * kLanes, vload(src + v * kLanes));
-        } else {
-          for (Index j = 0; j < cols; ++j) o[j] = src[j];
-          for (Index j = cols; j < kNR; ++j) o[j] = 0.0f;
-        }
+    const float* src = b + (j0 + jp) * ldb + p0;
+    Index full = 0;  // columns covered by whole blocks
+    if (kc >= kLanes)
+      for (; full + kLanes <= cols; full += kLanes) {
+        Index p = 0;
+        for (; p + kLanes <= kc; p += kLanes)
+          transpose_block(src + full * ldb + p, ldb, kLanes, 1.0f, out + p * kNR + full, kNR, kLanes);
+        for (; p < kc; ++p)
+          for (Index j = full; j < full + kLanes; ++j) out[p * kNR + j] = src[j * ldb + p];
       }
-    } else {  // op(B)[p][j] = b[j·ldb + p]: transposed kLanes x kLanes blocks at a time
-      const float* src = b + (j0 + jp) * ldb + p0;
-      Index full = 0;  // columns covered by whole blocks
-      if (kc >= kLanes)
-        for (; full + kLanes <= cols; full += kLanes) {
-          Index p = 0;
-          for (; p + kLanes <= kc; p += kLanes)
-            transpose_block(src + full * ldb + p, ldb, kLanes, 1.0f, out + p * kNR + full, kNR, kLanes);
-          for (; p < kc; ++p)
-            for (Index j = full; j < full + kLanes; ++j) out[p * kNR + j] = src[j * ldb + p];
-        }
-      for (Index j = full; j < cols; ++j)
-        for (Index p = 0; p < kc; ++p) out[p * kNR + j] = src[j * ldb + p];
-      for (Index j = cols; j < kNR; ++j)
-        for (Index p = 0; p < kc; ++p) out[p * kNR + j] = 0.0f;
-    }
+    for (Index j = full; j < cols; ++j)
+      for (Index p = 0; p < kc; ++p) out[p * kNR + j] = src[j * ldb + p];
+    for (Index j = cols; j < kNR; ++j)
+      for (Index p = 0; p < kc; ++p) out[p * kNR + j] = 0.0f;
   }
 }
 
@@ -470,9 +500,51 @@ inline const float* pack_a_once(bool ta, Index m, Index k, float alpha, const fl
   return ap;
 }
 
-/// The whole product of two stored matrices; k >= 1.
+/// Columns of C below which sgemm computes Cᵀ = op(B)ᵀ · op(A)ᵀ instead, when C has at least
+/// twice as many rows (see sgemm).
+constexpr Index kTransposedProductColumns = 128;
+
+/// dst (cols x rows, row-major, ldd) = srcᵀ for src (rows x cols, lds).
+inline void transpose_into(const float* src, Index lds, Index rows, Index cols, float* dst, Index ldd) {
+  for (Index i = 0; i < rows; i += kLanes)
+    for (Index j = 0; j < cols; j += kLanes) {
+      const int r = static_cast<int>(std::min<Index>(kLanes, rows - i)), w = static_cast<int>(std::min<Index>(kLanes, cols - j));
+      if (w == kLanes) {
+        transpose_block(src + i * lds + j, lds, r, 1.0f, dst + j * ldd + i, ldd, r);
+        continue;
+      }
+      for (Index q = j; q < j + w; ++q)
+        for (Index t = i; t < i + r; ++t) dst[q * ldd + t] = src[t * lds + q];
+    }
+}
+
+/// The whole product of two stored matrices; k >= 1. A product with few columns and many
+/// rows (n < kTransposedProductColumns <= m / 2) and alpha = 1 is computed as its transpose,
+/// op(B)ᵀ · op(A)ᵀ, into a buffer then transposed into C: the large operand op(A) is then
+/// packed as B, a contiguous copy per panel row, and the few columns become rows of panels
+/// (49 columns: 9 panels of 5-6 rows instead of 4 column panels of 16 with 15 unused). The
+/// bits are the same either way: each element's products are summed in the same order and
+/// slices, and an FMA's product does not depend on its operands' order. Measured on ResNet-50's
+/// data gradients at 7x7, batch 1 (col2im's A = W_gᵀ, 49 columns), Zen 3, least of 10
+/// interleaved runs, ms direct -> transposed: 1x1 1024 -> 2048 /2 5.30 -> 4.43, 1024 -> 512 /2
+/// 1.31 -> 0.86, 512 -> 2048 2.27 -> 1.68, 2048 -> 512 2.66 -> 2.07 at one thread; 2.89 -> 2.13,
+/// 0.76 -> 0.46, 1.24 -> 0.86, 1.28 -> 0.98 at two. At batch 2 (98 columns) 1.10-1.31x.
 inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, float alpha, const float* a, Index lda,
                   const float* b, Index ldb, float beta, float* c, Index ldc, int threads) {
+  if (alpha == 1.0f && n < kTransposedProductColumns && 2 * n <= m && n >= kMinPackedRows) {
+    thread_local std::vector<float> buffer;
+    if (buffer.size() < static_cast<std::size_t>(n * m)) buffer.resize(static_cast<std::size_t>(n * m));
+    float* t = buffer.data();  // Cᵀ (n x m)
+    if (beta != 0.0f) {  // t = (beta · C)ᵀ: beta applied first, as block() does
+      if (beta != 1.0f)
+        for (Index i = 0; i < m; ++i)
+          for (Index j = 0; j < n; ++j) c[i * ldc + j] *= beta;
+      transpose_into(c, ldc, m, n, t, m);
+    }
+    sgemm_with(!tb, n, m, k, 1.0f, b, ldb, MatrixB{!ta, a, lda}, beta != 0.0f ? 1.0f : 0.0f, t, m, threads);
+    transpose_into(t, m, n, m, c, ldc);
+    return;
+  }
   sgemm_with(ta, m, n, k, alpha, a, lda, MatrixB{tb, b, ldb}, beta, c, ldc, threads);
 }
 
