@@ -85,6 +85,37 @@ TEST(PackedIm2col, PanelsEqualPackedColumnMatrix) {
   }
 }
 
+// PointwiseB: the input of a pointwise convolution as B, samples side by side, must give the
+// panels pack_b makes from the same columns gathered into a matrix: planes smaller than a
+// panel (one panel over several samples), planes that end inside a panel, and one over kNC;
+// two groups; slices that start inside the rows and columns.
+TEST(PackedIm2col, PointwisePanelsEqualPackedInput) {
+  Rng rng = testing::seeded_rng(733);
+  for (const Index hw : {Index{2}, Index{7}, Index{18}}) {
+    ConvGeometry g;
+    g.n = 5, g.c = 2 * 37, g.h = hw, g.w = hw, g.oc = 8, g.kh = g.kw = 1, g.oh = g.ow = hw, g.groups = 2;
+    ASSERT_TRUE(g.is_pointwise());
+    const Tensor<float> x = testing::ref::uniform<float>(Shape{g.n, g.c, g.h, g.w}, rng);
+    const Index k = g.col_rows(), plane = g.out_plane(), cols = g.n * plane, in_sample = g.c * g.in_plane();
+    for (Index grp = 0; grp < g.groups; ++grp) {
+      std::vector<float> col(static_cast<std::size_t>(k * cols));
+      ops::detail::im2col_block(x.data(), g, 0, g.n, 0, g.oh, grp, col.data());
+      const packed::PointwiseB b{x.data() + grp * g.cg() * g.in_plane(), in_sample, plane};
+      const auto check = [&](Index p0, Index kc, Index j0, Index nc) {
+        const Index padded = (nc + packed::kNR - 1) / packed::kNR * packed::kNR;
+        std::vector<float> want(static_cast<std::size_t>(kc * padded), -7.0f), got(want.size(), -9.0f);
+        packed::MatrixB{false, col.data(), cols}(p0, kc, j0, nc, want.data());
+        b(p0, kc, j0, nc, got.data());
+        EXPECT_TRUE(want == got) << "plane " << plane << " group " << grp << " rows [" << p0 << ", " << p0 + kc
+                                 << ") columns [" << j0 << ", " << j0 + nc << ")";
+      };
+      check(0, k, 0, cols);
+      check(5, k - 7, 3, cols - 4);
+      check(1, 9, plane + 1, std::min<Index>(cols - plane - 1, 2 * packed::kNR + 3));
+    }
+  }
+}
+
 /// The float forward against the naive reference, and the data gradient (whose flipped path
 /// is a forward convolution too) against its reference.
 void expect_conv_matches_reference(Index n, Index c, Index h, Index w, Index oc, Index kh, Index kw,
@@ -125,6 +156,9 @@ TEST(PackedIm2col, ConvolutionsMatchReference) {
   strided.stride_h = strided.stride_w = 2, strided.pad_h = strided.pad_w = 2;
   strided.dilation_h = strided.dilation_w = 2;
   expect_conv_matches_reference(3, 8, 19, 17, 8, 3, 3, strided, 3);
+  // Pointwise with 7x7 planes: chunks of samples share a GEMM, B packed by PointwiseB.
+  static_assert(packed::kNC > 49, "the case below must have planes under kNC columns");
+  expect_conv_matches_reference(20, 24, 7, 7, 18, 1, 1, ops::Conv2dParams{}, 5);
   // A plane of 1,600 columns: several column blocks of one sample's GEMM, written into y.
   expect_conv_matches_reference(2, 3, 40, 40, 18, 5, 5, [] {
     ops::Conv2dParams q;
@@ -139,16 +173,17 @@ TEST(PackedIm2col, ConvolutionsMatchReference) {
 TEST(PackedIm2col, ThreadsTakingWholeChunksGiveTheSameBits) {
 #ifdef _OPENMP
   struct Case {
-    Index n, c, hw, oc;
+    Index n, c, hw, oc, k = 3;
   };
-  ops::Conv2dParams same;
-  same.pad_h = same.pad_w = 1;
-  ops::Conv2dParams strided = same;
-  strided.stride_h = strided.stride_w = 2;
+  ops::Conv2dParams pad1;
+  pad1.pad_h = pad1.pad_w = 1;
   Rng rng = testing::seeded_rng(9);
-  for (const Case cs : {Case{4, 32, 32, 32}, Case{32, 64, 7, 64}, Case{8, 64, 28, 64}}) {
+  for (const Case cs : {Case{4, 32, 32, 32}, Case{32, 64, 7, 64}, Case{8, 64, 28, 64}, Case{32, 64, 7, 64, 1}}) {
     const Tensor<float> x = testing::ref::uniform<float>(Shape{cs.n, cs.c, cs.hw, cs.hw}, rng);
-    const Tensor<float> weight = testing::ref::uniform<float>(Shape{cs.oc, cs.c, 3, 3}, rng);
+    const Tensor<float> weight = testing::ref::uniform<float>(Shape{cs.oc, cs.c, cs.k, cs.k}, rng);
+    const ops::Conv2dParams same = cs.k == 3 ? pad1 : ops::Conv2dParams{};  // the last: pointwise (PointwiseB)
+    ops::Conv2dParams strided = same;
+    strided.stride_h = strided.stride_w = 2;
     const int saved = omp_get_max_threads();
     const Shape y_strided{cs.n, cs.oc, (cs.hw - 1) / 2 + 1, (cs.hw - 1) / 2 + 1};
     const Tensor<float> dy = testing::ref::uniform<float>(y_strided, rng);

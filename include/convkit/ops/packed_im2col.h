@@ -90,6 +90,49 @@ inline bool im2col_packs(const ConvGeometry& g) { return g.sw == 1 || g.sw == 2;
 /// VGG's conv1_1 (3 channels, 3x3: 27 rows) at batch 1 4.2-4.4 -> 3.3-3.7, at batch 8 38-43 -> 31.
 inline constexpr Index kMinIm2colPackedRows = 64;
 
+/// op(B) = the input of a pointwise (1x1, stride 1, unpadded) convolution, which is its own
+/// column matrix, for `nb` samples of one group side by side: x points at the group's channels
+/// of the first sample, `sample` apart; each sample has `plane` columns (channel c of sample s at
+/// x + s·sample + c·plane). Packed row by row, like pack_b (each row read front to back); a
+/// panel that straddles two samples is copied a value at a time.
+struct PointwiseB {
+  const float* x;
+  Index sample, plane;
+
+  void operator()(Index p0, Index kc, Index j0, Index nc, float* dst) const {
+    for (Index jc = 0; jc < nc; jc += kNC) pack(p0, kc, j0 + jc, std::min(kNC, nc - jc), dst + jc * kc);
+  }
+
+ private:
+  void pack(Index p0, Index kc, Index j0, Index nc, float* dst) const {
+    constexpr Index kPanels = kNC / kNR;
+    Index first[kPanels];  // per panel: offset of its first column in x (row p0), or -1 if it straddles
+    const Index panels = (nc + kNR - 1) / kNR;
+    for (Index r = 0; r < panels; ++r) {
+      const Index j = j0 + r * kNR, s = j / plane, q = j % plane;
+      first[r] = q + kNR <= plane ? s * sample + p0 * plane + q : -1;
+    }
+    for (Index p = 0; p < kc; ++p) {
+      float* o = dst + p * kNR;
+      for (Index r = 0; r < panels; ++r) {
+        float* out = o + r * kNR * kc;
+        const Index cols = std::min<Index>(kNR, nc - r * kNR);
+        if (first[r] >= 0 && cols == kNR) {
+          const float* src = x + first[r] + p * plane;
+#pragma GCC unroll 4
+          for (int v = 0; v < kNV; ++v) vstore(out + v * kLanes, vload(src + v * kLanes));
+          continue;
+        }
+        for (Index t = 0; t < cols; ++t) {
+          const Index j = j0 + r * kNR + t;
+          out[t] = x[(j / plane) * sample + (p0 + p) * plane + j % plane];
+        }
+        for (Index t = cols; t < kNR; ++t) out[t] = 0.0f;
+      }
+    }
+  }
+};
+
 /// op(B) = the column matrix of `nb` samples of one group, for sgemm_with: x points at the
 /// group's channels of the first sample, `sample` apart; each sample has `plane` columns,
 /// starting at output row oy0.
