@@ -190,31 +190,37 @@ TEST(PackedGemm, PrepackedAGivesTheSameBits) {
 }
 
 // A product with few columns and many rows is computed as its transpose (packed::sgemm, see
-// kTransposedProductColumns): the same bits as the direct product (sgemm_with and MatrixB),
-// for every transposition, beta 0, 1 and another, k over one kKC slice, 1 and 2 threads, and
-// column counts on both sides of the switch.
+// product_transposed): the same bits as the direct product (sgemm_with and MatrixB), for every
+// transposition, beta 0, 1 and another, k over one kKC slice, 1 and 2 threads, column counts on
+// both sides of the switch, and operands with and without padding after their rows.
 TEST(PackedGemm, TransposedProductGivesTheSameBits) {
   namespace packed = ops::detail::packed;
   Rng rng = testing::seeded_rng(89);
   const Index m = 3 * packed::kTransposedProductColumns + 7, k = packed::kKC + 21;
-  for (const Index n : {Index{5}, Index{49}, packed::kTransposedProductColumns - 1, packed::kTransposedProductColumns})
+  const Index last = packed::kTransposedProductColumns - 1, first_direct = packed::kTransposedProductColumns;
+  for (const Index n : {Index{5}, Index{49}, last, first_direct}) {
+    ASSERT_EQ(packed::product_transposed(m, n, 1.0f), n != first_direct) << "n " << n;
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (float beta : {0.0f, 1.0f, -0.5f})
           for (int threads : {1, 2}) {
-            const Index lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3;
+            const Index pad = beta == 1.0f ? 0 : 2;  // no padding: an over-read leaves the buffer
+            const Index lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
             const Tensor<float> a = testing::ref::uniform<float>(Shape{ta ? k : m, lda}, rng);
             const Tensor<float> b = testing::ref::uniform<float>(Shape{tb ? n : k, ldb}, rng);
             const Tensor<float> c0 = testing::ref::uniform<float>(Shape{m, ldc}, rng);
             Tensor<float> want = c0, got = c0;
-            packed::sgemm_with(ta, m, n, k, 1.0f, a.data(), lda, packed::MatrixB{tb, b.data(), ldb}, beta, want.data(),
-                               ldc, threads);
-            packed::sgemm(ta, tb, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, beta, got.data(), ldc, threads);
+            packed::sgemm_with(ta, m, n, k, 1.0f, a.data(), lda, packed::MatrixB{tb, b.data(), ldb}, beta,
+                               want.data(), ldc, threads);
+            packed::sgemm(ta, tb, m, n, k, 1.0f, a.data(), lda, b.data(), ldb, beta, got.data(), ldc,
+                          threads);
             EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin()))
                 << "n " << n << " ta " << ta << " tb " << tb << " beta " << beta << " threads " << threads;
-            EXPECT_TRUE(
-                all_close(want, reference_gemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, double{beta}, c0, ldc), 1e-4));
+            const Tensor<float> exact =
+                reference_gemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, double{beta}, c0, ldc);
+            EXPECT_TRUE(all_close(want, exact, 1e-4));
           }
+  }
 }
 #endif
 

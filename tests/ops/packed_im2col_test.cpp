@@ -1,7 +1,8 @@
-// ops/packed_im2col.h: the B panels Im2colB packs straight from x must be, bit for bit, the
-// panels pack_b makes from im2col's column matrix, for every slice of rows and columns the
-// packed GEMM asks for; and the float convolutions that take this path must match the naive
-// reference (blocks of several samples, groups, strides 1 and 2, dilation, padding and crops).
+// ops/packed_im2col.h: the B panels Im2colB (and, for pointwise layers, PointwiseB) packs
+// straight from x must be, bit for bit, the panels pack_b makes from im2col's column matrix,
+// for every slice of rows and columns the packed GEMM asks for; and the float convolutions
+// that take this path must match the naive reference (blocks of several samples, groups,
+// strides 1 and 2, dilation, padding and crops, pointwise layers).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -87,11 +88,12 @@ TEST(PackedIm2col, PanelsEqualPackedColumnMatrix) {
 
 // PointwiseB: the input of a pointwise convolution as B, samples side by side, must give the
 // panels pack_b makes from the same columns gathered into a matrix: planes smaller than a
-// panel (one panel over several samples), planes that end inside a panel, and one over kNC;
-// two groups; slices that start inside the rows and columns.
+// panel (one panel over several samples), planes that end inside a panel, and one over kNC
+// (400 columns: AVX2's 256 and AVX-512's 384); two groups; slices that start inside the rows
+// and columns.
 TEST(PackedIm2col, PointwisePanelsEqualPackedInput) {
   Rng rng = testing::seeded_rng(733);
-  for (const Index hw : {Index{2}, Index{7}, Index{18}}) {
+  for (const Index hw : {Index{2}, Index{7}, Index{20}}) {
     ConvGeometry g;
     g.n = 5, g.c = 2 * 37, g.h = hw, g.w = hw, g.oc = 8, g.kh = g.kw = 1, g.oh = g.ow = hw, g.groups = 2;
     ASSERT_TRUE(g.is_pointwise());
@@ -106,8 +108,8 @@ TEST(PackedIm2col, PointwisePanelsEqualPackedInput) {
         std::vector<float> want(static_cast<std::size_t>(kc * padded), -7.0f), got(want.size(), -9.0f);
         packed::MatrixB{false, col.data(), cols}(p0, kc, j0, nc, want.data());
         b(p0, kc, j0, nc, got.data());
-        EXPECT_TRUE(want == got) << "plane " << plane << " group " << grp << " rows [" << p0 << ", " << p0 + kc
-                                 << ") columns [" << j0 << ", " << j0 + nc << ")";
+        EXPECT_TRUE(want == got) << "plane " << plane << " group " << grp << " rows [" << p0 << ", "
+                                 << p0 + kc << ") columns [" << j0 << ", " << j0 + nc << ")";
       };
       check(0, k, 0, cols);
       check(5, k - 7, 3, cols - 4);
@@ -137,8 +139,9 @@ void expect_conv_matches_reference(Index n, Index c, Index h, Index w, Index oc,
 TEST(PackedIm2col, ConvolutionsMatchReference) {
   ops::Conv2dParams same;
   same.pad_h = same.pad_w = 1;
-  // Every case has at least kMinIm2colPackedRows rows of the column matrix (8 channels of
-  // 3x3 per group: 72), so the forward packs with Im2colB where the CPU allows.
+  // Every case but the pointwise one has at least kMinIm2colPackedRows rows of the column
+  // matrix (8 channels of 3x3 per group: 72), so the forward packs with Im2colB where the CPU
+  // allows; the pointwise one packs with PointwiseB.
   // And more output channels than the direct kernels take (ops/direct_conv.h: 16), or groups
   // or column strides they do not take.
   static_assert(packed::kMinIm2colPackedRows <= 72, "the cases below must reach Im2colB");
@@ -157,7 +160,8 @@ TEST(PackedIm2col, ConvolutionsMatchReference) {
   strided.dilation_h = strided.dilation_w = 2;
   expect_conv_matches_reference(3, 8, 19, 17, 8, 3, 3, strided, 3);
   // Pointwise with 7x7 planes: chunks of samples share a GEMM, B packed by PointwiseB.
-  static_assert(packed::kNC > 49, "the case below must have planes under kNC columns");
+  ASSERT_TRUE(ops::detail::pointwise_forward_packed(
+      ops::conv2d_geometry(Shape{20, 24, 7, 7}, Shape{18, 24, 1, 1}, ops::Conv2dParams{})));
   expect_conv_matches_reference(20, 24, 7, 7, 18, 1, 1, ops::Conv2dParams{}, 5);
   // A plane of 1,600 columns: several column blocks of one sample's GEMM, written into y.
   expect_conv_matches_reference(2, 3, 40, 40, 18, 5, 5, [] {
@@ -178,10 +182,12 @@ TEST(PackedIm2col, ThreadsTakingWholeChunksGiveTheSameBits) {
   ops::Conv2dParams pad1;
   pad1.pad_h = pad1.pad_w = 1;
   Rng rng = testing::seeded_rng(9);
-  for (const Case cs : {Case{4, 32, 32, 32}, Case{32, 64, 7, 64}, Case{8, 64, 28, 64}, Case{32, 64, 7, 64, 1}}) {
+  // The last case is pointwise (PointwiseB)
+  for (const Case cs :
+       {Case{4, 32, 32, 32}, Case{32, 64, 7, 64}, Case{8, 64, 28, 64}, Case{32, 64, 7, 64, 1}}) {
     const Tensor<float> x = testing::ref::uniform<float>(Shape{cs.n, cs.c, cs.hw, cs.hw}, rng);
     const Tensor<float> weight = testing::ref::uniform<float>(Shape{cs.oc, cs.c, cs.k, cs.k}, rng);
-    const ops::Conv2dParams same = cs.k == 3 ? pad1 : ops::Conv2dParams{};  // the last: pointwise (PointwiseB)
+    const ops::Conv2dParams same = cs.k == 3 ? pad1 : ops::Conv2dParams{};
     ops::Conv2dParams strided = same;
     strided.stride_h = strided.stride_w = 2;
     const int saved = omp_get_max_threads();

@@ -6,9 +6,10 @@
 // Forward, per group g (DESIGN.md §4):
 //   y[n, g] = W_g · im2col(x[n, g]) + b_g               W_g (OC/g, C/g·KH·KW)
 // In float with convkit's packed GEMM (unit or stride-2 columns, and at least
-// kMinIm2colPackedRows rows of the column matrix), the column matrix is never built: the
-// GEMM packs its B panels straight from x (ops/packed_im2col.h), one GEMM per sample and
-// group, or per chunk of samples with small planes. Otherwise
+// kMinIm2colPackedRows rows of the column matrix; or pointwise with planes under kNC columns,
+// pointwise_forward_packed), the column matrix is never built: the GEMM packs its B panels
+// straight from x (ops/packed_im2col.h), one GEMM per sample and group, or per chunk of
+// samples with small planes. Otherwise
 // several samples are unfolded side by side into one wide column matrix, so the batch is
 // one GEMM per group as far as the column budget allows; a sample whose column matrix alone
 // is over the budget is unfolded a tile of output rows at a time (the same for the weight
@@ -258,8 +259,9 @@ inline Index packed_conv_chunk(const ConvGeometry& g) {
 /// Whether conv2d_forward_packed takes a pointwise layer (B packed from x by PointwiseB): when
 /// its planes are under kNC columns, so that several samples share each GEMM and W_g is packed
 /// once for all of them, rather than one GEMM per sample packing W_g each time; but not when
-/// the whole batch has under kTransposedProductColumns columns (its one GEMM is then computed
-/// as its transpose by packed::sgemm). ResNet-50's pointwise layers at batch 8, Zen 3, one
+/// the whole batch has under kTransposedProductColumns columns (the per-sample GEMMs, such as
+/// batch 1 at 7x7, are then computed as their transpose by packed::sgemm where they have at
+/// least twice as many rows). ResNet-50's pointwise layers at batch 8, Zen 3, one
 /// thread, least of 4 interleaved runs, per sample -> shared: 256 -> 1024 at 14x14 1.07x,
 /// 1024 -> 256 1.14x, 512 -> 2048 at 7x7 1.08x, 2048 -> 512 1.11x (two threads 0.93-1.05x).
 /// With planes of 784 columns and more the two threads' one-thread GEMMs, a sample each, were
@@ -269,8 +271,8 @@ inline bool pointwise_forward_packed(const ConvGeometry& g) {
 }
 
 /// The forward GEMMs of conv2d_forward_raw for float, with B packed from x by Im2colB (by
-/// PointwiseB for the pointwise layers pointwise_forward_packed admits): no
-/// column matrix, so no row tiles either; a whole sample (or a chunk of small ones) is one GEMM.
+/// PointwiseB for the pointwise layers pointwise_forward_packed admits): no column matrix, so
+/// no row tiles either; a whole sample (or a chunk of small ones) is one GEMM.
 /// With several threads and chunks that split evenly between them (or at least 4 per thread),
 /// each thread takes whole chunks on one-thread GEMMs: no barriers inside the GEMMs. With
 /// several chunks W_g is packed once, by all the threads, for all of them (pack_a_once).
@@ -300,7 +302,8 @@ inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const f
       float* y_group = y + n0 * out_sample + grp * ocg * p;
       float* c = nb == 1 ? y_group : products + slot * ocg * chunk * p;
       const auto gemm_with = [&](const auto& b) {
-        packed::sgemm_with(false, ocg, cols, k, 1.0f, w_group, k, b, 0.0f, c, cols, gemm_threads_per_chunk, packed_w);
+        packed::sgemm_with(false, ocg, cols, k, 1.0f, w_group, k, b, 0.0f, c, cols, gemm_threads_per_chunk,
+                           packed_w);
       };
       if (g.is_pointwise())
         gemm_with(packed::PointwiseB{x_group, in_sample, p});

@@ -38,7 +38,6 @@
 #include <cstdlib>
 #include <new>
 #include <utility>
-#include <vector>
 
 #include "convkit/core/parallel.h"
 #include "convkit/core/shape.h"
@@ -81,7 +80,8 @@ inline void vstore_head(float* p, Vec v, int width) {
 }
 /// scale · p[0 .. kLanes) in lanes [0, rows), 0 in the others; reads all kLanes elements.
 inline Vec vload_scaled_head(const float* p, float scale, int rows) {
-  return _mm512_maskz_mul_ps(static_cast<__mmask16>((1u << rows) - 1), _mm512_set1_ps(scale), _mm512_loadu_ps(p));
+  return _mm512_maskz_mul_ps(static_cast<__mmask16>((1u << rows) - 1), _mm512_set1_ps(scale),
+                             _mm512_loadu_ps(p));
 }
 /// dst[q·ldd + i] = scale · src[i·lds + q] for a 16 x 16 block, of which only the first
 /// `rows` rows of src are read (the others count as 0) and only the first `width` values of
@@ -162,7 +162,9 @@ inline Vec vload_scaled_head(const float* p, float scale, int rows) {
 inline void transpose_block(const float* src, Index lds, int rows, float scale, float* dst, Index ldd,
                             int width) {
   const __m256 s = _mm256_set1_ps(scale);
-  const auto row = [&](int i) { return i < rows ? _mm256_mul_ps(s, _mm256_loadu_ps(src + i * lds)) : vzero(); };
+  const auto row = [&](int i) {
+    return i < rows ? _mm256_mul_ps(s, _mm256_loadu_ps(src + i * lds)) : vzero();
+  };
   __m256 r[8];
   for (int i = 0; i < 8; ++i) r[i] = row(i);
   transpose8x8(r);
@@ -198,14 +200,15 @@ inline Index panel_rows(Index m, Index r) { return panel_start(m, r + 1) - panel
 
 /// A per-thread scratch buffer of at least n floats, 64-byte aligned, kept between calls
 /// (slot 0: packed B, slot 1: packed A, slot 2: an A packed once for several products, see
-/// pack_a_once). Freed when the thread ends.
+/// pack_a_once; slot 3: Cᵀ of a product sgemm computes as its transpose). Freed when the
+/// thread ends.
 inline float* scratch(int slot, Index n) {
   struct Buffer {
     float* data = nullptr;
     Index size = 0;
     ~Buffer() { std::free(data); }
   };
-  thread_local Buffer buffers[3];
+  thread_local Buffer buffers[4];
   Buffer& b = buffers[slot];
   if (b.size < n) {
     std::free(b.data);
@@ -296,11 +299,14 @@ inline void pack_a_panel(bool trans, Index m, float alpha, const float* a, Index
     if (i0 + kLanes <= m) {
       // A whole vector from each row (the panel's values, then the next panel's, zeroed),
       // stored whole: its kLanes - kMR last lanes land in slot p + 1, which is written next;
-      // the last slot only its own kMR. One scalar copy per value took half of a 1x1
-      // convolution's data gradient at 7x7 (ResNet-50's 2048 -> 512, batch 1, Zen 3).
-      for (; p + 1 < kc; ++p)
-        vstore(out + p * kMR, vload_scaled_head(a + (p0 + p) * lda + i0, alpha, static_cast<int>(rows)));
-      vstore_head(out + p * kMR, vload_scaled_head(a + (p0 + p) * lda + i0, alpha, static_cast<int>(rows)), kMR);
+      // the last slot only its own kMR. One scalar copy per value took half of col2im's data
+      // gradient for ResNet-50's 2048 -> 512 1x1 layer at 7x7 (batch 1, Zen 3; at batches 1
+      // and 2 that GEMM is now computed as its transpose, see sgemm).
+      const auto row = [&](Index q) {
+        return vload_scaled_head(a + (p0 + q) * lda + i0, alpha, static_cast<int>(rows));
+      };
+      for (; p + 1 < kc; ++p) vstore(out + p * kMR, row(p));
+      vstore_head(out + p * kMR, row(p), kMR);
       return;
     }
     for (; p < kc; ++p) {
@@ -500,15 +506,24 @@ inline const float* pack_a_once(bool ta, Index m, Index k, float alpha, const fl
   return ap;
 }
 
-/// Columns of C below which sgemm computes Cᵀ = op(B)ᵀ · op(A)ᵀ instead, when C has at least
-/// twice as many rows (see sgemm).
+/// Columns of C below which sgemm computes Cᵀ = op(B)ᵀ · op(A)ᵀ instead (see
+/// product_transposed).
 constexpr Index kTransposedProductColumns = 128;
+
+/// Whether sgemm computes a product of m x n with this alpha as its transpose: alpha = 1 (it
+/// is folded into the packed A, which would then be the other operand), fewer than
+/// kTransposedProductColumns columns, at least kMinPackedRows of them (the rows of the
+/// transposed product), and at least twice as many rows.
+inline bool product_transposed(Index m, Index n, float alpha) {
+  return alpha == 1.0f && n < kTransposedProductColumns && n >= kMinPackedRows && 2 * n <= m;
+}
 
 /// dst (cols x rows, row-major, ldd) = srcᵀ for src (rows x cols, lds).
 inline void transpose_into(const float* src, Index lds, Index rows, Index cols, float* dst, Index ldd) {
   for (Index i = 0; i < rows; i += kLanes)
     for (Index j = 0; j < cols; j += kLanes) {
-      const int r = static_cast<int>(std::min<Index>(kLanes, rows - i)), w = static_cast<int>(std::min<Index>(kLanes, cols - j));
+      const int r = static_cast<int>(std::min<Index>(kLanes, rows - i));
+      const int w = static_cast<int>(std::min<Index>(kLanes, cols - j));
       if (w == kLanes) {
         transpose_block(src + i * lds + j, lds, r, 1.0f, dst + j * ldd + i, ldd, r);
         continue;
@@ -519,10 +534,11 @@ inline void transpose_into(const float* src, Index lds, Index rows, Index cols, 
 }
 
 /// The whole product of two stored matrices; k >= 1. A product with few columns and many
-/// rows (n < kTransposedProductColumns <= m / 2) and alpha = 1 is computed as its transpose,
-/// op(B)ᵀ · op(A)ᵀ, into a buffer then transposed into C: the large operand op(A) is then
-/// packed as B, a contiguous copy per panel row, and the few columns become rows of panels
-/// (49 columns: 9 panels of 5-6 rows instead of 4 column panels of 16 with 15 unused). The
+/// rows (product_transposed) is computed as its transpose, op(B)ᵀ · op(A)ᵀ, into a per-thread
+/// buffer then transposed into C: the large operand op(A) is then packed as B (for col2im's
+/// transposed W_gᵀ, a contiguous copy per panel row), and the few columns become rows of
+/// panels (on AVX2, 49 columns: 9 panels of 5-6 rows instead of 4 column panels of 16 with 15
+/// unused). The
 /// bits are the same either way: each element's products are summed in the same order and
 /// slices, and an FMA's product does not depend on its operands' order. Measured on ResNet-50's
 /// data gradients at 7x7, batch 1 (col2im's A = W_gᵀ, 49 columns), Zen 3, least of 10
@@ -531,11 +547,10 @@ inline void transpose_into(const float* src, Index lds, Index rows, Index cols, 
 /// 0.76 -> 0.46, 1.24 -> 0.86, 1.28 -> 0.98 at two. At batch 2 (98 columns) 1.10-1.31x.
 inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, float alpha, const float* a, Index lda,
                   const float* b, Index ldb, float beta, float* c, Index ldc, int threads) {
-  if (alpha == 1.0f && n < kTransposedProductColumns && 2 * n <= m && n >= kMinPackedRows) {
-    thread_local std::vector<float> buffer;
-    if (buffer.size() < static_cast<std::size_t>(n * m)) buffer.resize(static_cast<std::size_t>(n * m));
-    float* t = buffer.data();  // Cᵀ (n x m)
-    if (beta != 0.0f) {  // t = (beta · C)ᵀ: beta applied first, as block() does
+  if (product_transposed(m, n, alpha)) {
+    float* t = scratch(3, n * m);  // Cᵀ (n x m)
+    // t = (beta · C)ᵀ, beta applied first, as block() does
+    if (beta != 0.0f) {
       if (beta != 1.0f)
         for (Index i = 0; i < m; ++i)
           for (Index j = 0; j < n; ++j) c[i * ldc + j] *= beta;
