@@ -518,18 +518,19 @@ inline bool product_transposed(Index m, Index n, float alpha) {
   return alpha == 1.0f && n < kTransposedProductColumns && n >= kMinPackedRows && 2 * n <= m;
 }
 
-/// dst (cols x rows, row-major, ldd) = srcᵀ for src (rows x cols, lds).
-inline void transpose_into(const float* src, Index lds, Index rows, Index cols, float* dst, Index ldd) {
+/// dst (cols x rows, row-major, ldd) = scale · srcᵀ for src (rows x cols, lds).
+inline void transpose_into(const float* src, Index lds, Index rows, Index cols, float scale, float* dst,
+                           Index ldd) {
   for (Index i = 0; i < rows; i += kLanes)
     for (Index j = 0; j < cols; j += kLanes) {
       const int r = static_cast<int>(std::min<Index>(kLanes, rows - i));
       const int w = static_cast<int>(std::min<Index>(kLanes, cols - j));
       if (w == kLanes) {
-        transpose_block(src + i * lds + j, lds, r, 1.0f, dst + j * ldd + i, ldd, r);
+        transpose_block(src + i * lds + j, lds, r, scale, dst + j * ldd + i, ldd, r);
         continue;
       }
       for (Index q = j; q < j + w; ++q)
-        for (Index t = i; t < i + r; ++t) dst[q * ldd + t] = src[t * lds + q];
+        for (Index t = i; t < i + r; ++t) dst[q * ldd + t] = scale * src[t * lds + q];
     }
 }
 
@@ -549,15 +550,10 @@ inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, float alpha, cons
                   const float* b, Index ldb, float beta, float* c, Index ldc, int threads) {
   if (product_transposed(m, n, alpha)) {
     float* t = scratch(3, n * m);  // Cᵀ (n x m)
-    // t = (beta · C)ᵀ, beta applied first, as block() does
-    if (beta != 0.0f) {
-      if (beta != 1.0f)
-        for (Index i = 0; i < m; ++i)
-          for (Index j = 0; j < n; ++j) c[i * ldc + j] *= beta;
-      transpose_into(c, ldc, m, n, t, m);
-    }
+    // t = (beta · C)ᵀ: beta applied first, as block() does, by the same one multiply per value
+    if (beta != 0.0f) transpose_into(c, ldc, m, n, beta, t, m);
     sgemm_with(!tb, n, m, k, 1.0f, b, ldb, MatrixB{!ta, a, lda}, beta != 0.0f ? 1.0f : 0.0f, t, m, threads);
-    transpose_into(t, m, n, m, c, ldc);
+    transpose_into(t, m, n, m, 1.0f, c, ldc);
     return;
   }
   sgemm_with(ta, m, n, k, alpha, a, lda, MatrixB{tb, b, ldb}, beta, c, ldc, threads);
