@@ -46,22 +46,36 @@ const PackCase kPackCases[] = {
 };
 // clang-format on
 
-/// pack_b's panels of im2col's column matrix of samples [0, n) and group grp, columns
-/// [j0, j0 + nc) and rows [p0, p0 + kc), and Im2colB's, side by side.
-void expect_same_panels(const PackCase& pc, const ConvGeometry& g, const Tensor<float>& x, Index grp, Index p0,
-                        Index kc, Index j0, Index nc) {
-  const Index k = g.col_rows(), plane = g.out_plane(), cols = g.n * plane, in_sample = g.c * g.in_plane();
-  std::vector<float> col(static_cast<std::size_t>(k * cols));
+/// im2col's column matrix of samples [0, n) and group grp of x.
+std::vector<float> column_matrix(const ConvGeometry& g, const Tensor<float>& x, Index grp) {
+  std::vector<float> col(static_cast<std::size_t>(g.col_rows() * g.n * g.out_plane()));
   ops::detail::im2col_block(x.data(), g, 0, g.n, 0, g.oh, grp, col.data());
+  return col;
+}
+
+/// pack_b's panels of the column matrix col (cols columns), rows [p0, p0 + kc) and columns
+/// [j0, j0 + nc), against `pack`'s (Im2colB or PointwiseB), bit for bit.
+template <typename Packer>
+::testing::AssertionResult same_panels(const std::vector<float>& col, Index cols, const Packer& pack,
+                                       Index p0, Index kc, Index j0, Index nc) {
   const Index padded = (nc + packed::kNR - 1) / packed::kNR * packed::kNR;
   std::vector<float> want(static_cast<std::size_t>(kc * padded), -7.0f), got(want.size(), -9.0f);
   packed::MatrixB{false, col.data(), cols}(p0, kc, j0, nc, want.data());
-  const packed::Im2colB b{x.data() + grp * g.cg() * g.in_plane(), &g, in_sample, plane, 0};
-  b(p0, kc, j0, nc, got.data());
+  pack(p0, kc, j0, nc, got.data());
   const auto bad = std::mismatch(want.begin(), want.end(), got.begin());
-  EXPECT_TRUE(bad.first == want.end()) << pc.name << " group " << grp << " rows [" << p0 << ", " << p0 + kc
-                                       << ") columns [" << j0 << ", " << j0 + nc << "): first difference at "
-                                       << (bad.first - want.begin()) << ", " << *bad.first << " vs " << *bad.second;
+  if (bad.first == want.end()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "rows [" << p0 << ", " << p0 + kc << ") columns [" << j0 << ", "
+                                       << j0 + nc << "): first difference at " << (bad.first - want.begin())
+                                       << ", " << *bad.first << " vs " << *bad.second;
+}
+
+/// pack_b's panels of im2col's column matrix of samples [0, n) and group grp, columns
+/// [j0, j0 + nc) and rows [p0, p0 + kc), and Im2colB's, side by side.
+void expect_same_panels(const PackCase& pc, const ConvGeometry& g, const Tensor<float>& x, Index grp,
+                        Index p0, Index kc, Index j0, Index nc) {
+  const packed::Im2colB b{x.data() + grp * g.cg() * g.in_plane(), &g, g.c * g.in_plane(), g.out_plane(), 0};
+  EXPECT_TRUE(same_panels(column_matrix(g, x, grp), g.n * g.out_plane(), b, p0, kc, j0, nc))
+      << pc.name << " group " << grp;
 }
 
 TEST(PackedIm2col, PanelsEqualPackedColumnMatrix) {
@@ -100,16 +114,10 @@ TEST(PackedIm2col, PointwisePanelsEqualPackedInput) {
     const Tensor<float> x = testing::ref::uniform<float>(Shape{g.n, g.c, g.h, g.w}, rng);
     const Index k = g.col_rows(), plane = g.out_plane(), cols = g.n * plane, in_sample = g.c * g.in_plane();
     for (Index grp = 0; grp < g.groups; ++grp) {
-      std::vector<float> col(static_cast<std::size_t>(k * cols));
-      ops::detail::im2col_block(x.data(), g, 0, g.n, 0, g.oh, grp, col.data());
+      const std::vector<float> col = column_matrix(g, x, grp);
       const packed::PointwiseB b{x.data() + grp * g.cg() * g.in_plane(), in_sample, plane};
       const auto check = [&](Index p0, Index kc, Index j0, Index nc) {
-        const Index padded = (nc + packed::kNR - 1) / packed::kNR * packed::kNR;
-        std::vector<float> want(static_cast<std::size_t>(kc * padded), -7.0f), got(want.size(), -9.0f);
-        packed::MatrixB{false, col.data(), cols}(p0, kc, j0, nc, want.data());
-        b(p0, kc, j0, nc, got.data());
-        EXPECT_TRUE(want == got) << "plane " << plane << " group " << grp << " rows [" << p0 << ", "
-                                 << p0 + kc << ") columns [" << j0 << ", " << j0 + nc << ")";
+        EXPECT_TRUE(same_panels(col, cols, b, p0, kc, j0, nc)) << "plane " << plane << " group " << grp;
       };
       check(0, k, 0, cols);
       check(5, k - 7, 3, cols - 4);
