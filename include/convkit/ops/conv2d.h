@@ -53,6 +53,7 @@
 #include "convkit/ops/gemm.h"
 #include "convkit/ops/im2col.h"
 #include "convkit/ops/packed_im2col.h"
+#include "convkit/ops/shifted_conv.h"
 #include "convkit/ops/sums.h"
 #include "convkit/ops/workspace.h"
 
@@ -596,6 +597,23 @@ bool conv2d_backward_data_direct(const T* dy, const ConvGeometry& g, const T* w,
   return false;
 }
 
+/// The weight gradient as products over shifted views of the padded input (ops/shifted_conv.h),
+/// where that route takes g (float on the packed GEMM, stride 1, one group); false, doing
+/// nothing, elsewhere.
+template <typename T>
+bool conv2d_backward_weight_shifted(const T* x, const T* dy, const ConvGeometry& g, T* dw, Workspace<T>& ws) {
+#ifdef CONVKIT_SHIFTED_CONV
+  if constexpr (std::is_same_v<T, float>) {
+    if (shifted::weight_grad_applies(g)) {
+      shifted::weight_grad(x, dy, g, dw, gemm_threads(conv_multiply_adds(g)), ws);
+      return true;
+    }
+  }
+#endif
+  (void)x, (void)dy, (void)g, (void)dw, (void)ws;
+  return false;
+}
+
 template <typename T>
 void check_bias(const Tensor<T>* bias, Index oc) {
   CONVKIT_CHECK(bias == nullptr || bias->shape() == Shape{oc}, ShapeError,
@@ -670,6 +688,7 @@ void conv2d_backward_weight(const Tensor<T>& x, const Tensor<T>& grad_output, co
         gemm(Trans::kNo, Trans::kYes, ocg, k, p_out, T(1), dy + n * out_sample + grp * ocg * p_out,
              p_out, xd + n * in_sample + grp * cg * g.in_plane(), p_out, T(1), dw + grp * ocg * k, k);
   } else if (detail::conv2d_backward_weight_direct(xd, dy, g, dw, ws)) {
+  } else if (detail::conv2d_backward_weight_shifted(xd, dy, g, dw, ws)) {
   } else if (detail::weight_grad_by_chunks(g)) {
     detail::conv2d_backward_weight_chunked(xd, dy, g, dw, ws);
   } else {

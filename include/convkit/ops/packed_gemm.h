@@ -221,29 +221,32 @@ inline float* scratch(int slot, Index n) {
   return b.data;
 }
 
-/// C tile (rows x cols, at most kMR x kNR) {=, +=} A panel · B panel over kc steps.
-/// `accumulate` adds to C; otherwise C is overwritten.
+/// C tile (rows x cols, at most kMR x kNR) {=, +=} A panel · B panel over runs·len steps of
+/// k: A's steps are consecutive; B's are too within a run, and b_skip floats lie between the
+/// end of one run and the start of the next (ops/shifted_conv.h walks output rows of a padded
+/// plane this way). `accumulate` adds to C; otherwise C is overwritten.
 template <int R>
-inline void micro_kernel(Index kc, const float* __restrict a, const float* __restrict b, float* c, Index ldc,
-                         int cols, bool accumulate) {
+inline void micro_kernel_runs(Index runs, Index len, Index b_skip, const float* __restrict a,
+                              const float* __restrict b, float* c, Index ldc, int cols, bool accumulate) {
   Vec acc[R][kNV];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < kNV; ++v) acc[i][v] = vzero();
-  for (Index p = 0; p < kc; ++p) {
-    Vec bv[kNV];
+  for (Index t = 0; t < runs; ++t, b += b_skip)
+    for (Index p = 0; p < len; ++p) {
+      Vec bv[kNV];
 #pragma GCC unroll 4
-    for (int v = 0; v < kNV; ++v) bv[v] = vload(b + v * kLanes);
+      for (int v = 0; v < kNV; ++v) bv[v] = vload(b + v * kLanes);
 #pragma GCC unroll 16
-    for (int i = 0; i < R; ++i) {
-      const Vec ai = vbroadcast(a + i);
+      for (int i = 0; i < R; ++i) {
+        const Vec ai = vbroadcast(a + i);
 #pragma GCC unroll 4
-      for (int v = 0; v < kNV; ++v) acc[i][v] = vfma(ai, bv[v], acc[i][v]);
+        for (int v = 0; v < kNV; ++v) acc[i][v] = vfma(ai, bv[v], acc[i][v]);
+      }
+      a += kMR;
+      b += kNR;
     }
-    a += kMR;
-    b += kNR;
-  }
   if (cols == kNR) {
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i)
@@ -269,8 +272,8 @@ inline void micro_kernel(Index kc, const float* __restrict a, const float* __res
 
 template <int... R>
 struct KernelTable {
-  using Fn = void (*)(Index, const float*, const float*, float*, Index, int, bool);
-  static constexpr Fn fns[] = {nullptr, &micro_kernel<R>...};
+  using Fn = void (*)(Index, Index, Index, const float*, const float*, float*, Index, int, bool);
+  static constexpr Fn fns[] = {nullptr, &micro_kernel_runs<R>...};
 };
 
 template <int... I>
@@ -278,14 +281,20 @@ constexpr auto make_table(std::integer_sequence<int, I...>) {
   return KernelTable<(I + 1)...>{};
 }
 
-/// The micro-kernel for a tile of `rows` rows (1..kMR).
-inline void run_kernel(int rows, Index kc, const float* a, const float* b, float* c, Index ldc, int cols,
-                       bool accumulate) {
+/// The micro-kernel for a tile of `rows` rows (1..kMR), over runs of B (micro_kernel_runs).
+inline void run_kernel_runs(int rows, Index runs, Index len, Index b_skip, const float* a, const float* b,
+                            float* c, Index ldc, int cols, bool accumulate) {
   using Table = decltype(make_table(std::make_integer_sequence<int, kMR>{}));
   if (rows == kMR)
-    micro_kernel<kMR>(kc, a, b, c, ldc, cols, accumulate);
+    micro_kernel_runs<kMR>(runs, len, b_skip, a, b, c, ldc, cols, accumulate);
   else
-    Table::fns[rows](kc, a, b, c, ldc, cols, accumulate);
+    Table::fns[rows](runs, len, b_skip, a, b, c, ldc, cols, accumulate);
+}
+
+/// The micro-kernel for a tile of `rows` rows over kc consecutive steps of both panels.
+inline void run_kernel(int rows, Index kc, const float* a, const float* b, float* c, Index ldc, int cols,
+                       bool accumulate) {
+  run_kernel_runs(rows, 1, kc, 0, a, b, c, ldc, cols, accumulate);
 }
 
 /// Packs panel r of op(A) (m x k; transposed: stored k x m), times alpha, for the k-slice
