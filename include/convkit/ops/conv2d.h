@@ -654,13 +654,20 @@ Tensor<T> conv2d_backward_data(const Tensor<T>& grad_output, const Tensor<T>& we
   // 1. Flipped, channel-swapped filters W' (C, OC/g, KH, KW).
   T* wf = ws.get(Workspace<T>::kFlippedWeight, weight.numel());
   const T* w = weight.data();
+  // In blocks of kFlipBlock x kFlipBlock filters, so that reads and writes both run along
+  // rows: one filter at a time, each write went a whole W' row (OC/g·KH·KW values) from the
+  // last; for ResNet-18's 512-channel 3x3 layer at 7x7, batch 8, that copy was 16% of the
+  // data gradient (Xeon, AVX-512).
+  constexpr Index kFlipBlock = 16;
   for (Index grp = 0; grp < g.groups; ++grp)
-    for (Index o = 0; o < ocg; ++o)
-      for (Index c = 0; c < cg; ++c) {
-        const T* src = w + ((grp * ocg + o) * cg + c) * kk;
-        T* dst = wf + ((grp * cg + c) * ocg + o) * kk;
-        for (Index i = 0; i < kk; ++i) dst[kk - 1 - i] = src[i];
-      }
+    for (Index o0 = 0; o0 < ocg; o0 += kFlipBlock)
+      for (Index c0 = 0; c0 < cg; c0 += kFlipBlock)
+        for (Index c = c0; c < std::min(cg, c0 + kFlipBlock); ++c)
+          for (Index o = o0; o < std::min(ocg, o0 + kFlipBlock); ++o) {
+            const T* src = w + ((grp * ocg + o) * cg + c) * kk;
+            T* dst = wf + ((grp * cg + c) * ocg + o) * kk;
+            for (Index i = 0; i < kk; ++i) dst[kk - 1 - i] = src[i];
+          }
 
   // 2. Stride-1 convolution of dY, top/left padding dilation·(K − 1) − padding, output H x W.
   const ConvGeometry back = detail::flipped_geometry(g);
