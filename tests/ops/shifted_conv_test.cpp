@@ -3,18 +3,21 @@
 // what dW holds) on the edges of its layout: channels that fill part of the last panel and
 // of the last transposed block, output rows split over several k-slices of uneven length,
 // padding wider than the filter reaches (rows and columns of zeros only), no padding,
-// dilation, filters of one row or one column, one sample; it must keep a non-finite input
-// value in exactly the taps that read it, and give the same bits on one and two threads.
+// dilation (equal and unequal), filters of one row or one column, planes narrower than a
+// transposed block (every block staged), one sample; it must keep a non-finite input value in
+// exactly the taps that read it, and give the same bits on one and two threads. The cases
+// call shifted::weight_grad itself: conv2d_backward_weight sends layers with 4-16 output
+// channels to the direct kernels first (ops/direct_conv.h), and some cases lie outside the
+// shapes weight_grad_applies admits (narrow planes, many padded channels), which it still
+// computes exactly; one case checks that conv2d_backward_weight takes the route.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
+#include <string>
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include <convkit/ops/conv2d.h>
 
@@ -37,14 +40,17 @@ struct ShiftedCase {
 //  name                    n   c   h   w  oc kh kw ph pw dh dw
 const ShiftedCase kCases[] = {
   {"resnet_like",           3, 32, 16, 16, 13, 3, 3, 1, 1, 1, 1},
-  {"part_panel",            2, 30, 15, 17,  8, 3, 3, 1, 1, 1, 1},  // 30 of 32 channels
-  {"part_block",            2, 60, 14, 20, 24, 3, 3, 1, 1, 1, 1},  // last 16-channel block: 12
+  {"part_panel",            2, 30, 15, 17,  8, 3, 3, 1, 1, 1, 1},  // 30 channels: part of a panel
+  {"part_block",            2, 60, 14, 20, 24, 3, 3, 1, 1, 1, 1},  // and of a transposed block
+  {"few_channels",          2, 14, 16, 18, 20, 3, 3, 1, 1, 1, 1},
   {"many_slices",           2, 32, 43, 37,  5, 3, 3, 1, 1, 1, 1},  // 1,591 positions
   {"no_padding",            2, 32, 18, 20,  6, 3, 3, 0, 0, 1, 1},
   {"wide_padding",          2, 32, 15, 14,  7, 3, 3, 3, 2, 1, 1},  // rows and columns of zeros
   {"dilated",               2, 64, 20, 22, 16, 3, 3, 2, 2, 2, 2},
+  {"dilated_unequal",       2, 32, 19, 21, 18, 3, 3, 2, 3, 2, 3},
   {"one_row_filter",        3, 32, 14, 18, 12, 1, 5, 0, 2, 1, 1},
-  {"one_column_filter",     2, 32, 17, 15,  9, 5, 1, 2, 0, 1, 1},
+  {"one_column_filter",     2, 32, 17, 14,  9, 5, 1, 2, 0, 1, 1},  // wp = 14: every block staged
+  {"narrow_plane",          2, 40,  7,  7, 21, 3, 3, 1, 1, 1, 1},
   {"one_sample",            1, 64, 28, 28, 40, 3, 3, 1, 1, 1, 1},
 };
 // clang-format on
@@ -58,13 +64,29 @@ ops::Conv2dParams params_of(const ShiftedCase& c) {
 Shape input_of(const ShiftedCase& c) { return Shape{c.n, c.c, c.h, c.w}; }
 Shape weight_of(const ShiftedCase& c) { return Shape{c.oc, c.c, c.kh, c.kw}; }
 
-TEST(ShiftedConv, CasesTakeTheShiftedRoute) {
+/// dW (zero before) by shifted::weight_grad on `threads` threads.
+Tensor<float> shifted_grad(const Tensor<float>& x, const Tensor<float>& dy, const ShiftedCase& c,
+                           int threads) {
+  const ops::ConvGeometry g = ops::conv2d_geometry(input_of(c), weight_of(c), params_of(c));
+  Tensor<float> gw(weight_of(c));
+  ops::Workspace<float> ws;
+  shifted::weight_grad(x.data(), dy.data(), g, gw.data(), threads, ws);
+  return gw;
+}
+
+TEST(ShiftedConv, WhichLayersTakeTheShiftedRoute) {
+  // The cases within the route's shapes (the others are computed by weight_grad all the same).
   for (const ShiftedCase& c : kCases) {
     const ops::ConvGeometry g = ops::conv2d_geometry(input_of(c), weight_of(c), params_of(c));
-    EXPECT_TRUE(shifted::weight_grad_applies(g)) << c.name;
+    const std::string name = c.name;
+    const bool wide_enough = name != "narrow_plane";
+    const bool channels_fill_panels = name != "few_channels" || ops::detail::packed::kNR == 16;
+    EXPECT_EQ(shifted::weight_grad_applies(g), wide_enough && channels_fill_panels) << c.name;
   }
   // "many_slices" has k-slices of several output rows, the last one shorter.
-  const ShiftedCase& many = kCases[3];
+  const ShiftedCase& many = *std::find_if(std::begin(kCases), std::end(kCases), [](const ShiftedCase& c) {
+    return std::string(c.name) == "many_slices";
+  });
   const shifted::Layout l =
       shifted::layout(ops::conv2d_geometry(input_of(many), weight_of(many), params_of(many)));
   EXPECT_GT(many.h, l.slice);
@@ -102,7 +124,7 @@ TEST(ShiftedConv, MatchesReference) {
     const Tensor<float> gw0 = testing::ref::uniform<float>(weight_of(c), rng);
     Tensor<float> gw = gw0;
     ops::Workspace<float> ws;
-    ops::conv2d_backward_weight(x, dy, p, gw, static_cast<Tensor<float>*>(nullptr), ws);
+    shifted::weight_grad(x.data(), dy.data(), g, gw.data(), 1, ws);
     const auto ref = testing::ref::conv2d_backward_weight(x, dy, weight_of(c), p);
     Tensor<float> want = gw0;
     for (Index i = 0; i < want.numel(); ++i) want[i] += ref.weight[i];
@@ -110,9 +132,30 @@ TEST(ShiftedConv, MatchesReference) {
   }
 }
 
+// conv2d_backward_weight takes the route for a layer it admits with more output channels than
+// the direct kernels take: the same bits as weight_grad called alone, added onto dW.
+TEST(ShiftedConv, Conv2dBackwardWeightTakesTheRoute) {
+  Rng rng = testing::seeded_rng(44);
+  const ShiftedCase c{"layer", 2, 32, 14, 15, 24, 3, 3, 1, 1, 1, 1};
+  const ops::Conv2dParams p = params_of(c);
+  const ops::ConvGeometry g = ops::conv2d_geometry(input_of(c), weight_of(c), p);
+  ASSERT_TRUE(shifted::weight_grad_applies(g));
+  ASSERT_FALSE(ops::detail::direct::weight_grad_applies(g));
+  const Tensor<float> x = testing::ref::uniform<float>(input_of(c), rng);
+  const Tensor<float> dy = testing::ref::uniform<float>(Shape{c.n, c.oc, g.oh, g.ow}, rng);
+  const Tensor<float> gw0 = testing::ref::uniform<float>(weight_of(c), rng);
+  Tensor<float> gw = gw0;
+  ops::Workspace<float> ws;
+  ops::conv2d_backward_weight(x, dy, p, gw, static_cast<Tensor<float>*>(nullptr), ws);
+  Tensor<float> want = gw0;
+  shifted::weight_grad(x.data(), dy.data(), g, want.data(), 1, ws);
+  EXPECT_TRUE(std::equal(gw.begin(), gw.end(), want.begin()));
+}
+
 // An infinite input value reaches exactly the filter taps whose sums read it: no product of
-// a tap reads a padded pixel that belongs to another position. The value sits in the last
-// column of the top row, next to the padding, in a block of the transpose that is staged.
+// a tap reads a padded pixel that belongs to another position, and the zeros a staged block
+// of the transpose spills past its row are overwritten. The value sits in the last column of
+// the top row, next to the padding, in a staged block.
 TEST(ShiftedConv, NonFiniteInputsStayWhereTheyBelong) {
   Rng rng = testing::seeded_rng(42);
   const ShiftedCase c{"inf", 2, 32, 14, 17, 8, 3, 3, 1, 1, 1, 1};
@@ -121,9 +164,7 @@ TEST(ShiftedConv, NonFiniteInputsStayWhereTheyBelong) {
   Tensor<float> x = testing::ref::uniform<float>(input_of(c), rng);
   x.at(1, 5, 0, c.w - 1) = std::numeric_limits<float>::infinity();
   const Tensor<float> dy = testing::ref::uniform<float>(Shape{c.n, c.oc, c.h, c.w}, rng);
-  Tensor<float> gw(weight_of(c));
-  ops::Workspace<float> ws;
-  ops::conv2d_backward_weight(x, dy, p, gw, static_cast<Tensor<float>*>(nullptr), ws);
+  const Tensor<float> gw = shifted_grad(x, dy, c, 1);
   // Tap (i, j) of channel 5 reads x[., 5, oy + i − 1, ox + j − 1]: the corner (0, W − 1) for
   // some output exactly when i <= 1 and j >= 1.
   for (Index o = 0; o < c.oc; ++o)
@@ -137,25 +178,16 @@ TEST(ShiftedConv, NonFiniteInputsStayWhereTheyBelong) {
 TEST(ShiftedConv, TwoThreadsGiveTheSameBits) {
 #ifdef _OPENMP
   Rng rng = testing::seeded_rng(43);
-  // Enough work for the GEMM's threads; 13 output channels: two row panels of unequal rows;
-  // 60 channels: a part block, transposed on the second thread.
+  // 13 output channels: two row panels of unequal rows (AVX-512), one per thread; 60
+  // channels: a part block, transposed on the second thread.
   for (const ShiftedCase& c : {ShiftedCase{"threads", 8, 32, 28, 28, 13, 3, 3, 1, 1, 1, 1},
                                ShiftedCase{"threads_part_block", 4, 60, 20, 20, 24, 3, 3, 1, 1, 1, 1}}) {
     const ops::Conv2dParams p = params_of(c);
     const ops::ConvGeometry g = ops::conv2d_geometry(input_of(c), weight_of(c), p);
-    ASSERT_GE(ops::detail::conv_multiply_adds(g), ops::detail::kMinThreadedGemmWork) << c.name;
     const Tensor<float> x = testing::ref::uniform<float>(input_of(c), rng);
     const Tensor<float> dy = testing::ref::uniform<float>(Shape{c.n, c.oc, g.oh, g.ow}, rng);
     std::vector<Tensor<float>> out;
-    const int saved = omp_get_max_threads();
-    for (int threads : {1, 2}) {
-      omp_set_num_threads(threads);
-      ops::Workspace<float> ws;
-      Tensor<float> gw(weight_of(c));
-      ops::conv2d_backward_weight(x, dy, p, gw, static_cast<Tensor<float>*>(nullptr), ws);
-      out.push_back(gw);
-    }
-    omp_set_num_threads(saved);
+    for (int threads : {1, 2}) out.push_back(shifted_grad(x, dy, c, threads));
     EXPECT_TRUE(std::equal(out[0].begin(), out[0].end(), out[1].begin())) << c.name;
     EXPECT_TRUE(testing::ref::all_close(
         out[1], testing::ref::conv2d_backward_weight(x, dy, weight_of(c), p).weight, 1e-4))

@@ -59,28 +59,29 @@ struct WindowRow {
   Index row, base, lo, hi, ya, yb;
 };
 
-/// dst[ox] = x[2·ox] for ox from lo on, a vector of outputs at a time, from two vectors of x,
-/// while the element after a vector's last one is still x[2·ox] of an ox below hi (so that no
-/// read passes the row's last element read); returns the first ox not written. The compiler
+/// dst[ox] = x[at + 2·ox] for ox from lo on, a vector of outputs at a time, from two vectors
+/// of x, while the element after a vector's last one is still x[at + 2·ox] of an ox below hi
+/// (so that no read passes the row's last element read); returns the first ox not written.
+/// (at may be negative, as in unfold_row: only x + (at + 2·ox) is formed.) The compiler
 /// made one scalar load and store of each (ResNet's 7x7/2 stem: a fifth of its weight
 /// gradient at batch 8 went to im2col).
-inline Index unfold_even(const float* __restrict x, Index lo, Index hi, float* __restrict dst) {
+inline Index unfold_even(const float* __restrict x, Index at, Index lo, Index hi, float* __restrict dst) {
   Index ox = lo;
 #if defined(__GNUC__) && defined(__AVX512F__)
   const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   for (; ox + 16 < hi; ox += 16) {
-    const float* p = x + 2 * ox;
+    const float* p = x + (at + 2 * ox);
     _mm512_storeu_ps(dst + ox, _mm512_permutex2var_ps(_mm512_loadu_ps(p), evens, _mm512_loadu_ps(p + 16)));
   }
 #elif defined(__GNUC__) && defined(__AVX2__)
   for (; ox + 8 < hi; ox += 8) {
-    const float* p = x + 2 * ox;
+    const float* p = x + (at + 2 * ox);
     // lanes: p[0] p[2] p[8] p[10] | p[4] p[6] p[12] p[14], then the 64-bit pairs reordered
     const __m256 pairs = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), 0x88);
     _mm256_storeu_ps(dst + ox, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), 0xD8)));
   }
 #endif
-  (void)x, (void)hi, (void)dst;
+  (void)x, (void)at, (void)hi, (void)dst;
   return ox;
 }
 
@@ -94,7 +95,7 @@ inline void unfold_row(const T* __restrict x, Index at, Index lo, Index hi, Inde
   } else {
     Index ox = lo;
     if constexpr (std::is_same_v<T, float>)
-      if (sw == 2) ox = unfold_even(x + at, lo, hi, dst);
+      if (sw == 2) ox = unfold_even(x, at, lo, hi, dst);
     for (; ox < hi; ++ox) dst[ox] = x[at + ox * sw];
   }
   for (Index ox = hi; ox < ow; ++ox) dst[ox] = T(0);
