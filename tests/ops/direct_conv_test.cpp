@@ -65,12 +65,20 @@ const DirectCase kCases[] = {
   {"dgrad_channel_tiles",    2, 13,  6, 16, 16, 3, 3, 1, 1, 1, 1, 1},
   {"dgrad_dilated",          2,  6, 12, 16,  8, 3, 3, 1, 2, 2, 2, 2},
   {"dgrad_unread_rows",      2,  6,  5, 16,  8, 2, 3, 1, 0, 1, 4, 1},
+  // Forward passes and weight gradients by columns on AVX-512 (lenet_c1 too): strided rows
+  // with padding and two channel tiles (4, 4); rows of two overlapping column tiles, dilated
+  // columns, with padding (forward only); dilated rows, three whole vectors of columns,
+  // filter columns in tiles of 3 and 2, channel tiles of 4 and 3.
+  {"columns_pad_stride",     2,  3, 30, 30,  8, 3, 3, 2, 1, 1, 1, 1},
+  {"columns_overlap_dilated",2,  2, 12, 48,  5, 3, 3, 1, 2, 2, 1, 2},
+  {"columns_dilated_rows",   3,  3, 20, 48,  7, 3, 5, 1, 2, 2, 2, 1},
 };
 // The cases whose data gradient direct::data_grad takes.
 const char* const kDataGradCases[] = {"lenet_c3", "odd_rows_pad", "two_vectors_pad2", "row_dilation",
                                       "column_dilation", "one_sample", "row_dilation_pairs",
                                       "dgrad_overlap", "dgrad_one_vector", "dgrad_partial_vector",
-                                      "dgrad_channel_tiles", "dgrad_dilated", "dgrad_unread_rows"};
+                                      "dgrad_channel_tiles", "dgrad_dilated", "dgrad_unread_rows",
+                                      "columns_dilated_rows"};
 // clang-format on
 
 ops::Conv2dParams params_of(const DirectCase& c) {
@@ -104,6 +112,24 @@ TEST(DirectConv, CasesReachTheDirectKernels) {
                                     [&c](const char* name) { return std::string(c.name) == name; });
     EXPECT_EQ(direct::data_grad_applies(g) && ops::detail::backward_data_by_col2im(g), listed) << c.name;
   }
+#if defined(__AVX512F__)
+  // The forward by columns: one vector of channels and rows that fill 3/4 of their tiles.
+  for (const DirectCase& c : kCases) {
+    const ops::ConvGeometry g =
+        ops::conv2d_geometry(Shape{c.n, c.c, c.h, c.w}, Shape{c.oc, c.c, c.kh, c.kw}, params_of(c));
+    const std::string name = c.name;
+    EXPECT_EQ(direct::columns_forward_applies(g), name == "lenet_c1" || name.rfind("columns_", 0) == 0)
+        << c.name;
+  }
+  EXPECT_FALSE(
+      direct::columns_forward_applies(ops::conv2d_geometry(Shape{1, 1, 36, 36}, Shape{9, 1, 3, 3}, {})));
+  EXPECT_FALSE(
+      direct::columns_forward_applies(ops::conv2d_geometry(Shape{1, 1, 25, 25}, Shape{8, 1, 3, 3}, {})));
+  EXPECT_TRUE(
+      direct::columns_forward_applies(ops::conv2d_geometry(Shape{1, 1, 26, 26}, Shape{8, 1, 3, 3}, {})));
+  EXPECT_FALSE(
+      direct::columns_forward_applies(ops::conv2d_geometry(Shape{1, 1, 35, 35}, Shape{8, 1, 1, 3}, {})));
+#endif
   // At most kMaxTaps taps and kMaxSampleFloats of buffers per sample.
   EXPECT_TRUE(direct::forward_applies(ops::conv2d_geometry(Shape{2, 64, 8, 8}, Shape{8, 64, 4, 4}, {})));
   EXPECT_FALSE(direct::forward_applies(ops::conv2d_geometry(Shape{2, 41, 8, 8}, Shape{8, 41, 5, 5}, {})));
@@ -176,32 +202,37 @@ TEST(DirectConv, MatchesReference) {
 
 // A non-finite input value reaches exactly the outputs and filter taps whose sums read it:
 // no tile multiplies an input value it should not read into a sum (0 · inf would turn
-// the sum into NaN). The value sits in the last column, next to the padding.
+// the sum into NaN). The value sits in the last column, next to the padding. The wider plane
+// goes by columns on AVX-512: 27 outputs a row, the last vector 11 lanes.
 TEST(DirectConv, NonFiniteInputsStayWhereTheyBelong) {
   Rng rng = testing::seeded_rng(32);
-  const DirectCase c{"inf", 2, 3, 9, 11, 6, 3, 3, 1, 1, 1, 1, 1};
-  const ops::Conv2dParams p = params_of(c);
-  const Shape xs{c.n, c.c, c.h, c.w}, wshape{c.oc, c.c, c.kh, c.kw};
-  Tensor<float> x = testing::ref::uniform<float>(xs, rng);
-  x.at(1, 2, 0, 10) = std::numeric_limits<float>::infinity();  // a corner: top row, last column
-  const Tensor<float> w = testing::ref::uniform<float>(wshape, rng);
-  ops::Workspace<float> ws;
-  const Tensor<float> y = ops::conv2d_forward(x, w, static_cast<const Tensor<float>*>(nullptr), p, ws);
-  for (Index n = 0; n < c.n; ++n)
+  for (const Index width : {11, 27}) {
+    const DirectCase c{"inf", 2, 3, 9, width, 6, 3, 3, 1, 1, 1, 1, 1};
+    const ops::Conv2dParams p = params_of(c);
+    const Shape xs{c.n, c.c, c.h, c.w}, wshape{c.oc, c.c, c.kh, c.kw};
+    Tensor<float> x = testing::ref::uniform<float>(xs, rng);
+    x.at(1, 2, 0, width - 1) = std::numeric_limits<float>::infinity();  // a corner: top row, last column
+    const Tensor<float> w = testing::ref::uniform<float>(wshape, rng);
+    ops::Workspace<float> ws;
+    const Tensor<float> y = ops::conv2d_forward(x, w, static_cast<const Tensor<float>*>(nullptr), p, ws);
+    for (Index n = 0; n < c.n; ++n)
+      for (Index o = 0; o < c.oc; ++o)
+        for (Index r = 0; r < c.h; ++r)
+          for (Index q = 0; q < c.w; ++q)
+            EXPECT_EQ(std::isfinite(y.at(n, o, r, q)), !(n == 1 && r <= 1 && q >= width - 2))
+                << width << ": " << n << "," << o << "," << r << "," << q;
+    Tensor<float> dy = testing::ref::uniform<float>(y.shape(), rng);
+    Tensor<float> gw(wshape);
+    ops::conv2d_backward_weight(x, dy, p, gw, static_cast<Tensor<float>*>(nullptr), ws);
+    // Tap (i, j) of channel 2 reads x[., 2, oy + i − 1, ox + j − 1]: the corner (0, W − 1) for
+    // some output of the plane exactly when i <= 1 and j >= 1.
     for (Index o = 0; o < c.oc; ++o)
-      for (Index r = 0; r < c.h; ++r)
-        for (Index q = 0; q < c.w; ++q)
-          EXPECT_EQ(std::isfinite(y.at(n, o, r, q)), !(n == 1 && r <= 1 && q >= 9)) << n << "," << o << "," << r << "," << q;
-  Tensor<float> dy = testing::ref::uniform<float>(y.shape(), rng);
-  Tensor<float> gw(wshape);
-  ops::conv2d_backward_weight(x, dy, p, gw, static_cast<Tensor<float>*>(nullptr), ws);
-  // Tap (i, j) of channel 2 reads x[., 2, oy + i − 1, ox + j − 1]: the corner (0, 10) for some
-  // output of the 9 x 11 plane exactly when i <= 1 and j >= 1.
-  for (Index o = 0; o < c.oc; ++o)
-    for (Index ch = 0; ch < c.c; ++ch)
-      for (Index i = 0; i < 3; ++i)
-        for (Index j = 0; j < 3; ++j)
-          EXPECT_EQ(std::isfinite(gw.at(o, ch, i, j)), !(ch == 2 && i <= 1 && j >= 1)) << o << "," << ch << "," << i << "," << j;
+      for (Index ch = 0; ch < c.c; ++ch)
+        for (Index i = 0; i < 3; ++i)
+          for (Index j = 0; j < 3; ++j)
+            EXPECT_EQ(std::isfinite(gw.at(o, ch, i, j)), !(ch == 2 && i <= 1 && j >= 1))
+                << width << ": " << o << "," << ch << "," << i << "," << j;
+  }
 }
 
 // The data gradient's gather: an infinite dY value reaches exactly the input pixels whose

@@ -22,7 +22,10 @@
 // turned: their outputs are filter taps, their loop a sample's output positions, and dY
 // (transposed) gives the vectors. The data gradient of such a layer at unit strides, where the
 // GEMM route would be col2im, is gathered by data_grad, with the input's columns in the lanes.
-// docs/design.md has the measurements.
+// With AVX-512, 16 lanes are one register (Reg) and its tiles take two rows; a layer with one
+// vector of channels (8 lanes, of which LeNet-5's C1 fills 6) and rows of at least 24 outputs
+// runs its forward pass and weight gradient with output columns in the lanes instead
+// (forward_by_columns, weight_grad_by_columns). docs/design.md has the measurements.
 #pragma once
 
 #include "convkit/ops/packed_gemm.h"
@@ -43,6 +46,58 @@
 namespace convkit::ops::detail::direct {
 
 constexpr int kLanes = 8;
+
+/// The registers of L lanes (8 or 16) of a tile: an AVX-512 vector for 16 where the build has
+/// AVX-512, otherwise L/8 AVX2 vectors. One 16-lane FMA does the work of two 8-lane ones, at
+/// the same rate where the core has two 512-bit FMA units.
+template <int L>
+struct Reg;
+template <>
+struct Reg<8> {
+  using V = __m256;
+  static constexpr int kCount = 1, kWidth = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V set1(float a) { return _mm256_set1_ps(a); }  // not _mm256_broadcast_ss: see packed::vbroadcast
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  /// Stores the first n lanes of v (0 < n < 8).
+  static void store_first(float* p, V v, int n) {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    std::copy(t, t + n, p);
+  }
+};
+#if defined(__AVX512F__)
+template <>
+struct Reg<16> {
+  using V = __m512;
+  static constexpr int kCount = 1, kWidth = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V set1(float a) { return _mm512_set1_ps(a); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static void store_first(float* p, V v, int n) {
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
+  }
+};
+template <>
+struct Reg<32> : Reg<16> {
+  static constexpr int kCount = 2;
+};
+/// Accumulators a tile may keep: 32 registers, less the vectors and the broadcast value.
+constexpr int kMaxAccumulators = 24;
+#else
+template <>
+struct Reg<16> : Reg<8> {
+  static constexpr int kCount = 2;
+};
+constexpr int kMaxAccumulators = 12;  // of AVX2's 16 registers
+#endif
+
 /// Output channels the direct forward takes: one or two vectors of them, at least half full
 /// (one channel in 8 lanes ran LeNet-5's C1 data gradient as a flipped convolution at a third
 /// of col2im's speed).
@@ -56,15 +111,15 @@ constexpr Index kMaxTaps = 1024;
 /// bounds and whose GEMMs split between threads even for one sample; the direct kernels
 /// split the batch only.
 constexpr Index kMaxSampleFloats = Index{1} << 16;
-/// Outputs per tile row at most: a tile of two output rows for one vector of channels, of one
-/// for two vectors, so 12 accumulators, with the weights and one broadcast value, in AVX2's 16
-/// registers. (Measured on Zen 3, one core, tiles over L1-resident data: 6 outputs x 2 vectors
-/// 68-73 GFLOP/s, 12 x 1 58-64, 7 x 1 40-43, 8 x 1 54-55: fewer accumulators than 12 leave the
-/// FMA units waiting.)
+/// Outputs per tile row at most: a tile of two output rows for one register of channels, of
+/// one for two (AVX2's 16 lanes), so 12 accumulators, with the weights and one broadcast
+/// value, in AVX2's 16 registers. (Measured on Zen 3, one core, tiles over L1-resident data: 6
+/// outputs x 2 vectors 68-73 GFLOP/s, 12 x 1 58-64, 7 x 1 40-43, 8 x 1 54-55: fewer
+/// accumulators than 12 leave the FMA units waiting.)
 constexpr int kMaxTile = 6;
 
-/// Output rows per tile for nv vectors of channels.
-constexpr int tile_rows(int nv) { return nv == 1 ? 2 : 1; }
+/// Output rows per tile for nv 8-lane vectors of channels: two where they fit one register.
+constexpr int tile_rows(int nv) { return nv == 1 || Reg<2 * kLanes>::kCount == 1 ? 2 : 1; }
 
 /// A loop of sums over (c, i, j) for c < channels, i < kh, j < kw, reading the input at
 /// c·channel + i·row + j·col from where the tile's outputs start. The forward pass loops over
@@ -82,30 +137,32 @@ struct Taps {
 template <int R, int NV>
 void tile(const float* in, Index in_step, const Taps& t, const float* vec, float* out, Index out_step,
           bool accumulate) {
-  constexpr int kRows = tile_rows(NV);
-  __m256 acc[kRows][R][NV];
+  using G = Reg<NV * kLanes>;
+  using V = typename G::V;
+  constexpr int kRows = tile_rows(NV), kL = NV * kLanes, kC = G::kCount, kW = G::kWidth;
+  V acc[kRows][R][kC];
 #pragma GCC unroll 2
   for (int q = 0; q < kRows; ++q)
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v)
-        acc[q][r][v] = accumulate ? _mm256_loadu_ps(out + q * out_step + (r * NV + v) * kLanes) : _mm256_setzero_ps();
+      for (int v = 0; v < kC; ++v)
+        acc[q][r][v] = accumulate ? G::load(out + q * out_step + r * kL + v * kW) : G::zero();
   for (Index c = 0; c < t.channels; ++c)
     for (Index i = 0; i < t.kh; ++i) {
       const float* row = in + c * t.channel + i * t.row;
-      for (Index j = 0; j < t.kw; ++j, vec += NV * kLanes) {
+      for (Index j = 0; j < t.kw; ++j, vec += kL) {
         const float* src = row + j * t.col;
-        __m256 wv[NV];
+        V wv[kC];
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) wv[v] = _mm256_loadu_ps(vec + v * kLanes);
+        for (int v = 0; v < kC; ++v) wv[v] = G::load(vec + v * kW);
 #pragma GCC unroll 2
         for (int q = 0; q < kRows; ++q)
 #pragma GCC unroll 16
           for (int r = 0; r < R; ++r) {
-            const __m256 a = _mm256_set1_ps(src[q * in_step + r]);  // not _mm256_broadcast_ss: see packed::vbroadcast
+            const V a = G::set1(src[q * in_step + r]);
 #pragma GCC unroll 2
-            for (int v = 0; v < NV; ++v) acc[q][r][v] = _mm256_fmadd_ps(a, wv[v], acc[q][r][v]);
+            for (int v = 0; v < kC; ++v) acc[q][r][v] = G::fma(a, wv[v], acc[q][r][v]);
           }
       }
     }
@@ -114,7 +171,7 @@ void tile(const float* in, Index in_step, const Taps& t, const float* vec, float
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + q * out_step + (r * NV + v) * kLanes, acc[q][r][v]);
+      for (int v = 0; v < kC; ++v) G::store(out + q * out_step + r * kL + v * kW, acc[q][r][v]);
 }
 
 using TileFn = void (*)(const float*, Index, const Taps&, const float*, float*, Index, bool);
@@ -208,8 +265,9 @@ inline void pad_row(const float* src, Index w, Index pl, Index cols, float* o) {
 struct Input {
   bool copy;
   Index rows, cols;  // of a channel of the input read
-  explicit Input(const ConvGeometry& g) {
-    const Index need_rows = read_rows(g), need_cols = read_cols(g);
+  /// min_cols: columns a tile may read past the outputs' (tiles of whole vectors of columns).
+  explicit Input(const ConvGeometry& g, Index min_cols = 0) {
+    const Index need_rows = read_rows(g), need_cols = std::max(read_cols(g), min_cols);
     copy = g.pt != 0 || g.pl != 0 || need_rows > g.h || need_cols > g.w;
     rows = copy ? need_rows : g.h;
     cols = copy ? need_cols : g.w;
@@ -234,10 +292,10 @@ struct Input {
   }
 };
 
-/// y = conv(x, w) + b (b null: none) for a geometry forward_applies to, on `threads` threads
-/// that take whole samples. Overwrites y.
-inline void forward(const float* x, const ConvGeometry& g, const float* w, const float* b, float* y,
-                    Workspace<float>& ws, int threads) {
+/// y = conv(x, w) + b (b null: none) for a geometry forward_applies to, output channels in the
+/// lanes, on `threads` threads that take whole samples. Overwrites y.
+inline void forward_by_channels(const float* x, const ConvGeometry& g, const float* w, const float* b,
+                                float* y, Workspace<float>& ws, int threads) {
   const int nv = vectors(g);
   const Index lanes = nv * kLanes, k = g.col_rows(), p = g.out_plane();
   const Input input(g);
@@ -276,8 +334,8 @@ inline void forward(const float* x, const ConvGeometry& g, const float* w, const
 /// filter rows i, i + 1 of them, and the loop runs over a sample's output positions, reading
 /// dY transposed (positions x channels). The tiles partition the taps exactly (sums add up
 /// over the samples of a chunk): a last single filter row goes as two rows that are the same.
-inline void weight_grad(const float* x, const float* dy, const ConvGeometry& g, float* dw, Index per, int threads,
-                        Workspace<float>& ws) {
+inline void weight_grad_by_channels(const float* x, const float* dy, const ConvGeometry& g, float* dw,
+                                    Index per, int threads, Workspace<float>& ws) {
   const int nv = vectors(g);
   const Index lanes = nv * kLanes, k = g.col_rows(), p = g.out_plane(), chunks = (g.n + per - 1) / per;
   const Input input(g);
@@ -333,50 +391,71 @@ struct GradTaps {
 
 /// out[r·out_step + x] = Σ_{o < t.oc, i < rows, j < t.kw} w[o·w_o + i·w_i + j·w_j + r] ·
 /// d[o·d_o + i·d_i + (kw − 1 − j)·dw + x] for the R channels r and NV·8 columns x, of which the
-/// first `cols` are stored.
+/// first `cols` are stored. Where the tile has fewer than 8 accumulators (two FMA units, four
+/// cycles each: fewer leave them waiting), even and odd output channels keep separate sums,
+/// added at the end, if twice the accumulators fit the registers.
 template <int R, int NV>
 void grad_tile(const float* d, const float* w, const GradTaps& t, Index rows, float* out, Index out_step, int cols) {
-  __m256 acc[R][NV];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
+  using G = Reg<NV * kLanes>;
+  using V = typename G::V;
+  constexpr int kC = G::kCount, kW = G::kWidth, kSplit = R * kC < 8 && 2 * R * kC <= kMaxAccumulators ? 2 : 1;
+  V acc[kSplit][R][kC];
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
-  // Output channels innermost: the longest of the three loops (4 to 16 steps; a filter row
-  // has 3 or 5).
-  for (Index i = 0; i < rows; ++i)
-    for (Index j = 0; j < t.kw; ++j) {
-      const float* src = d + i * t.d_i + (t.kw - 1 - j) * t.dw;
-      const float* wj = w + i * t.w_i + j * t.w_j;
-      for (Index o = 0; o < t.oc; ++o) {  // (indices: no pointer formed past the last channel)
-        __m256 dv[NV];
-#pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) dv[v] = _mm256_loadu_ps(src + o * t.d_o + v * kLanes);
-#pragma GCC unroll 16
-        for (int r = 0; r < R; ++r) {
-          const __m256 a = _mm256_set1_ps(wj[o * t.w_o + r]);
-#pragma GCC unroll 2
-          for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(a, dv[v], acc[r][v]);
-        }
-      }
-    }
-  if (cols == NV * kLanes) {
+  for (int s = 0; s < kSplit; ++s)
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) _mm256_storeu_ps(out + r * out_step + v * kLanes, acc[r][v]);
-    return;
-  }
-  alignas(32) float row[NV * kLanes];
-  for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < NV; ++v) _mm256_store_ps(row + v * kLanes, acc[r][v]);
-    std::copy(row, row + cols, out + r * out_step);
-  }
+      for (int v = 0; v < kC; ++v) acc[s][r][v] = G::zero();
+  // Output channels innermost: the longest of the three loops (4 to 16 steps; a filter row
+  // has 3 or 5). Offsets, not pointers: none is formed past the last channel.
+  const Index oc = t.oc, kw = t.kw, d_o = t.d_o, w_o = t.w_o;
+  for (Index i = 0; i < rows; ++i)
+    for (Index j = 0; j < kw; ++j) {
+      const float* src = d + i * t.d_i + (kw - 1 - j) * t.dw;
+      const float* wj = w + i * t.w_i + j * t.w_j;
+      Index at_d = 0, at_w = 0;  // of channel o
+      const auto step = [&](V(&sum)[R][kC]) {
+        V dv[kC];
+#pragma GCC unroll 2
+        for (int v = 0; v < kC; ++v) dv[v] = G::load(src + at_d + v * kW);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          const V a = G::set1(wj[at_w + r]);
+#pragma GCC unroll 2
+          for (int v = 0; v < kC; ++v) sum[r][v] = G::fma(a, dv[v], sum[r][v]);
+        }
+        at_d += d_o, at_w += w_o;
+      };
+      Index o = 0;
+      for (; o + kSplit <= oc; o += kSplit)
+#pragma GCC unroll 2
+        for (int s = 0; s < kSplit; ++s) step(acc[s]);
+      if (o < oc) step(acc[0]);
+    }
+  if constexpr (kSplit == 2)
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int v = 0; v < kC; ++v) acc[0][r][v] = G::add(acc[0][r][v], acc[1][r][v]);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < kC; ++v) {
+      const int n = cols - v * kW;
+      if (n >= kW)
+        G::store(out + r * out_step + v * kW, acc[0][r][v]);
+      else if (n > 0)
+        G::store_first(out + r * out_step + v * kW, acc[0][r][v], n);
+    }
 }
 
 using GradTileFn = void (*)(const float*, const float*, const GradTaps&, Index, float*, Index, int);
 
-/// Channels per data-gradient tile at most: 12 accumulators, as the forward's tiles.
-constexpr int grad_tile_channels(int nv) { return 12 / nv; }
+/// Channels per data-gradient tile at most: 12 accumulators, as the forward's tiles (of one
+/// register or two).
+constexpr int grad_tile_channels(int nv) {
+  return 12 / (nv == 1 ? 1 : nv == 2 ? Reg<2 * kLanes>::kCount : 2);
+}
 
 template <int NV, int... R>
 constexpr std::array<GradTileFn, sizeof...(R)> grad_tile_table(std::integer_sequence<int, R...>) {
@@ -387,6 +466,10 @@ constexpr std::array<GradTileFn, sizeof...(R)> grad_tile_table(std::integer_sequ
 inline GradTileFn grad_kernel(int nv, Index r) {
   static constexpr auto one = grad_tile_table<1>(std::make_integer_sequence<int, grad_tile_channels(1)>{});
   static constexpr auto two = grad_tile_table<2>(std::make_integer_sequence<int, grad_tile_channels(2)>{});
+#if defined(__AVX512F__)
+  static constexpr auto four = grad_tile_table<4>(std::make_integer_sequence<int, grad_tile_channels(4)>{});
+  if (nv == 4) return four[static_cast<std::size_t>(r - 1)];
+#endif
   return nv == 1 ? one[static_cast<std::size_t>(r - 1)] : two[static_cast<std::size_t>(r - 1)];
 }
 
@@ -455,6 +538,186 @@ inline void data_grad(const float* dy, const ConvGeometry& g, const float* w, fl
       }
     }
   });
+}
+
+#if defined(__AVX512F__)
+/// The forward pass with output columns in the lanes, as the data gradient's gather: a tile
+/// of grad_tile sums R output channels over 32 columns of one output row (two AVX-512
+/// registers), per tap (c, i, j) loading the input row's vectors and broadcasting the R
+/// weights. A layer with few output channels fills only part of the forward's 8 lanes
+/// (LeNet-5's C1: 6), where its rows fill most of a 16-lane register's.
+constexpr int kColumnVectors = 4;  // 8-lane vectors of columns per tile
+
+/// Whether forward takes g by columns: one 8-lane vector of channels, and output rows that
+/// fill at least 3/4 of the tiles' lanes (the last tile of a row overlaps its neighbour).
+inline bool columns_forward_applies(const ConvGeometry& g) {
+  constexpr Index width = kColumnVectors * kLanes;
+  return vectors(g) == 1 && g.ow >= width * 3 / 4 && 4 * g.ow >= 3 * ceil_div(g.ow, width) * width;
+}
+
+/// forward_by_channels's result, by columns, for a geometry columns_forward_applies to.
+inline void forward_by_columns(const float* x, const ConvGeometry& g, const float* w, const float* b,
+                               float* y, Workspace<float>& ws, int threads) {
+  constexpr Index width = kColumnVectors * kLanes;
+  const Index kk = g.kh * g.kw, p = g.out_plane();
+  // Tile columns [x0, x0 + width) read copy columns x0 + (KW − 1 − j)·dw + [0, width) for
+  // weights flipped in j: wt[i][j][c][o] = w[o][c][i][KW − 1 − j].
+  const Input input(g, std::max(g.ow, width) + g.dw * (g.kw - 1));
+  float* wt = ws.get(Workspace<float>::kProduct, g.oc * kk * g.c);
+  for (Index o = 0; o < g.oc; ++o)
+    for (Index c = 0; c < g.c; ++c)
+      for (Index i = 0; i < g.kh; ++i)
+        for (Index j = 0; j < g.kw; ++j)
+          wt[((i * g.kw + (g.kw - 1 - j)) * g.c + c) * g.oc + o] = w[((o * g.c + c) * g.kh + i) * g.kw + j];
+  const Index padded = input.copy_size(g);
+  float* buffers = ws.get(Workspace<float>::kColumns, threads * padded);
+  const Cover channels(g.oc, grad_tile_channels(kColumnVectors));
+  const Index across = ceil_div(g.ow, width), in_sample = g.c * g.in_plane();
+  const GradTaps taps{
+      g.c, g.kw, g.dw, input.rows * input.cols, g.dh * input.cols, g.oc, g.kw * g.c * g.oc, g.c * g.oc};
+  convkit::detail::parallel_for_slots(threads, g.n, [&](int slot, Index n) {
+    const float* xs = input.sample(x + n * in_sample, g, buffers + slot * padded);
+    float* ys = y + n * g.oc * p;
+    for (Index oy = 0; oy < g.oh; ++oy)
+      for (Index cb = 0; cb < channels.count; ++cb) {
+        const Index o0 = cb * channels.size, on = std::min(channels.size, g.oc - o0);
+        const GradTileFn fn = grad_kernel(kColumnVectors, on);
+        for (Index tx = 0; tx < across; ++tx) {
+          const Index x0 = g.ow < width ? 0 : std::min(tx * width, g.ow - width);
+          fn(xs + oy * g.sh * input.cols + x0, wt + o0, taps, g.kh, ys + (o0 * g.oh + oy) * g.ow + x0, p,
+             static_cast<int>(std::min(width, g.ow)));
+        }
+      }
+    if (b)
+      for (Index o = 0; o < g.oc; ++o) {
+        float* plane = ys + o * p;
+        for (Index q = 0; q < p; ++q) plane[q] += b[o];
+      }
+  });
+}
+
+/// The weight gradient with output columns in the lanes: part[j·tap + r·16 + lane] (=, or +=
+/// if `accumulate`) Σ over output rows oy < rows and columns ox = 16·q + lane < cols of
+///   dy[r·dy_plane + oy·dy_row + ox] · x[oy·x_row + ox + j]
+/// for the R output channels r and the T neighbouring filter columns j of one tap row; the
+/// lanes are summed at the end (weight_grad_by_columns). The last vector of a row loads its
+/// lanes past `cols` as 0, from dY and x alike, reading nothing there.
+template <int R, int T>
+void column_grad_tile(const float* dy, Index dy_plane, Index dy_row, const float* x, Index x_row, Index rows,
+                      Index cols, float* part, Index tap, bool accumulate) {
+  __m512 acc[T][R];
+#pragma GCC unroll 4
+  for (int j = 0; j < T; ++j)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+      acc[j][r] = accumulate ? _mm512_loadu_ps(part + j * tap + r * 16) : _mm512_setzero_ps();
+  for (Index oy = 0; oy < rows; ++oy)
+    for (Index ox = 0; ox < cols; ox += 16) {
+      const __mmask16 m =
+          cols - ox >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (cols - ox)) - 1);
+      const float* d = dy + oy * dy_row + ox;
+      const float* in = x + oy * x_row + ox;
+      __m512 dv[R], xv[T];
+      // Each vector in a register (the empty asm): GCC otherwise folds the loads of dY into
+      // the FMAs, loading each T times.
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        dv[r] = _mm512_maskz_loadu_ps(m, d + r * dy_plane);
+        __asm__("" : "+v"(dv[r]));
+      }
+#pragma GCC unroll 4
+      for (int j = 0; j < T; ++j) xv[j] = _mm512_maskz_loadu_ps(m, in + j);
+#pragma GCC unroll 4
+      for (int j = 0; j < T; ++j)
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) acc[j][r] = _mm512_fmadd_ps(dv[r], xv[j], acc[j][r]);
+    }
+#pragma GCC unroll 4
+  for (int j = 0; j < T; ++j)
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) _mm512_storeu_ps(part + j * tap + r * 16, acc[j][r]);
+}
+
+/// Channels and filter columns of a column_grad_tile at most: 18 accumulators, with the 9
+/// vectors they multiply in the 32 registers.
+constexpr int kColumnGradChannels = 6, kColumnGradTaps = 3;
+
+using ColumnGradTileFn = void (*)(const float*, Index, Index, const float*, Index, Index, Index, float*,
+                                  Index, bool);
+
+template <int T, int... R>
+constexpr std::array<ColumnGradTileFn, sizeof...(R)> column_grad_row(std::integer_sequence<int, R...>) {
+  return {&column_grad_tile<R + 1, T>...};
+}
+
+/// The column_grad_tile of r channels and t filter columns.
+inline ColumnGradTileFn column_grad_kernel(Index r, Index t) {
+  using Channels = std::make_integer_sequence<int, kColumnGradChannels>;
+  static constexpr std::array<std::array<ColumnGradTileFn, kColumnGradChannels>, kColumnGradTaps> table{
+      column_grad_row<1>(Channels{}), column_grad_row<2>(Channels{}), column_grad_row<3>(Channels{})};
+  return table[static_cast<std::size_t>(t - 1)][static_cast<std::size_t>(r - 1)];
+}
+
+/// weight_grad_by_channels's result, by columns, for a geometry columns_forward_applies to.
+/// Each tile sweeps a sample's rows for its (channels, c, i, filter columns), reading dY and
+/// the input (or its padded copy) in place; sums stay in lanes through a chunk, then are
+/// added up lane by lane in order.
+inline void weight_grad_by_columns(const float* x, const float* dy, const ConvGeometry& g, float* dw,
+                                   Index per, int threads, Workspace<float>& ws) {
+  const Index k = g.col_rows(), p = g.out_plane();
+  const Index chunks = (g.n + per - 1) / per, tap = g.oc * 16;  // part: [chunk][tap][o][lane]
+  const Input input(g);
+  const Index padded = input.copy_size(g);
+  float* partials = ws.get(Workspace<float>::kPartialSums, chunks * k * tap);
+  float* buffers = ws.get(Workspace<float>::kColumns, threads * padded);
+  const Cover channels(g.oc, kColumnGradChannels);
+  const Index in_sample = g.c * g.in_plane();
+  convkit::detail::parallel_for_slots(threads, chunks, [&](int slot, Index ci) {
+    float* part = partials + ci * k * tap;
+    const Index n0 = ci * per, n1 = std::min(g.n, n0 + per);
+    for (Index n = n0; n < n1; ++n) {
+      const float* xs = input.sample(x + n * in_sample, g, buffers + slot * padded);
+      for (Index c = 0; c < g.c; ++c)
+        for (Index i = 0; i < g.kh; ++i)
+          for (Index j = 0; j < g.kw; j += kColumnGradTaps) {
+            const Index t = std::min<Index>(kColumnGradTaps, g.kw - j);
+            for (Index cb = 0; cb < channels.count; ++cb) {
+              const Index o0 = cb * channels.size, on = std::min(channels.size, g.oc - o0);
+              column_grad_kernel(on, t)(dy + (n * g.oc + o0) * p, p, g.ow,
+                                        xs + (c * input.rows + i * g.dh) * input.cols + j, g.sh * input.cols,
+                                        g.oh, g.ow, part + ((c * g.kh + i) * g.kw + j) * tap + o0 * 16, tap,
+                                        n > n0);
+            }
+          }
+    }
+  });
+  for (Index ci = 0; ci < chunks; ++ci) {
+    const float* part = partials + ci * k * tap;
+    for (Index o = 0; o < g.oc; ++o)
+      for (Index t = 0; t < k; ++t)
+        dw[o * k + t] += _mm512_reduce_add_ps(_mm512_loadu_ps(part + t * tap + o * 16));
+  }
+}
+#endif
+
+/// y = conv(x, w) + b (b null: none) for a geometry forward_applies to, on `threads` threads
+/// that take whole samples. Overwrites y.
+inline void forward(const float* x, const ConvGeometry& g, const float* w, const float* b, float* y,
+                    Workspace<float>& ws, int threads) {
+#if defined(__AVX512F__)
+  if (columns_forward_applies(g)) return forward_by_columns(x, g, w, b, y, ws, threads);
+#endif
+  forward_by_channels(x, g, w, b, y, ws, threads);
+}
+
+/// dW += Σ over chunks of `per` samples, in chunk order, of each chunk's sum (computed on any
+/// of `threads` threads), for a geometry weight_grad_applies to.
+inline void weight_grad(const float* x, const float* dy, const ConvGeometry& g, float* dw, Index per,
+                        int threads, Workspace<float>& ws) {
+#if defined(__AVX512F__)
+  if (columns_forward_applies(g)) return weight_grad_by_columns(x, dy, g, dw, per, threads, ws);
+#endif
+  weight_grad_by_channels(x, dy, g, dw, per, threads, ws);
 }
 
 }  // namespace convkit::ops::detail::direct
