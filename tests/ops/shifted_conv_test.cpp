@@ -52,6 +52,8 @@ const ShiftedCase kCases[] = {
   {"one_column_filter",     2, 32, 17, 14,  9, 5, 1, 2, 0, 1, 1},  // wp = 14: every block staged
   {"narrow_plane",          2, 40,  7,  7, 21, 3, 3, 1, 1, 1, 1},
   {"one_sample",            1, 64, 28, 28, 40, 3, 3, 1, 1, 1, 1},
+  {"chunks_of_two",         6, 32, 14, 15, 10, 3, 3, 1, 1, 1, 1},  // 3 chunks of 2 samples
+  {"unchunked",             3,256, 14, 14,128, 3, 3, 1, 1, 1, 1},  // sums over kMaxChunkSums: one chunk
 };
 // clang-format on
 
@@ -178,10 +180,15 @@ TEST(ShiftedConv, NonFiniteInputsStayWhereTheyBelong) {
 TEST(ShiftedConv, TwoThreadsGiveTheSameBits) {
 #ifdef _OPENMP
   Rng rng = testing::seeded_rng(43);
-  // 13 output channels: two row panels of unequal rows (AVX-512), one per thread; 60
-  // channels: a part block, transposed on the second thread.
-  for (const ShiftedCase& c : {ShiftedCase{"threads", 8, 32, 28, 28, 13, 3, 3, 1, 1, 1, 1},
-                               ShiftedCase{"threads_part_block", 4, 60, 20, 20, 24, 3, 3, 1, 1, 1, 1}}) {
+  // Threads taking whole chunks (8 samples: 4 chunks of 2); one sample, whose products the
+  // threads share by (row panel, tap), 13 output channels (AVX-512): 5 taps of the first panel's 12
+  // rows to one thread, its other 4 taps and the second panel's 1 row to the other; 60
+  // channels, one sample: a part block, transposed on the second thread; sums too large for
+  // chunks, so the threads share each of two samples' products.
+  for (const ShiftedCase& c : {ShiftedCase{"threads_chunks", 8, 32, 28, 28, 13, 3, 3, 1, 1, 1, 1},
+                               ShiftedCase{"threads_shares", 1, 32, 28, 28, 13, 3, 3, 1, 1, 1, 1},
+                               ShiftedCase{"threads_part_block", 1, 60, 20, 20, 24, 3, 3, 1, 1, 1, 1},
+                               ShiftedCase{"threads_unchunked", 2, 256, 14, 14, 128, 3, 3, 1, 1, 1, 1}}) {
     const ops::Conv2dParams p = params_of(c);
     const ops::ConvGeometry g = ops::conv2d_geometry(input_of(c), weight_of(c), p);
     const Tensor<float> x = testing::ref::uniform<float>(input_of(c), rng);

@@ -17,8 +17,9 @@
 // Input channels are padded to whole panels, so the route is taken where that wastes at
 // most an eighth of the multiply-adds.
 //
-// Each dW element is summed over samples in order, then over k-slices, then within the
-// micro-kernel: the same on any number of threads (threads split the rows of dW).
+// Each dW element is summed over the samples of a chunk in order, then over k-slices, then
+// within the micro-kernel, and the chunks' sums are added in order: the same on any number of
+// threads (threads take whole chunks, or split the products of dW's rows and taps).
 #pragma once
 
 #include "convkit/ops/packed_gemm.h"
@@ -113,59 +114,95 @@ inline float* aligned(float* p) {
   return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(p) + 63) / 64 * 64);
 }
 
+/// Sums of weight_grad's products at most, per chunk of samples, for the chunks to have a
+/// buffer each (1 MiB: ResNet-18's 64- and 128-channel layers).
+constexpr Index kMaxChunkSums = Index{1} << 18;
+
+/// Buffers for one sample's operands: the transposed padded input (B panels) and dY packed as
+/// A, 64-byte aligned (a B row of kNR floats whose vectors straddled cache lines ran slower).
+struct Operands {
+  float *xt, *ap;  // ap: slice at oy0 (p0 = oy0·OW) at p0·panels·kMR, panel r at r·kc·kMR
+  static Index size(const ConvGeometry& g, const Layout& l) {
+    return l.cp * l.rows + packed::packed_a_size(g.oc, g.out_plane()) + 16;
+  }
+  Operands(float* buf, const Layout& l) : xt(aligned(buf)), ap(xt + l.cp * l.rows) {}
+};
+
+/// sums [tap][o][c] (=, or += if `accumulate`) the products of sample xn's and dyn's, on
+/// `threads` threads.
+inline void add_sample(const float* xn, const float* dyn, const ConvGeometry& g, const Layout& l,
+                       const Operands& op, float* sums, bool accumulate, int threads) {
+  const Index taps = g.kh * g.kw, panels = packed::panels_of(g.oc), p = g.out_plane();
+  // Threads take shares of the (A row panel, tap) products, contiguous in that order and even
+  // in rows: shares of whole panels left 60 and 68 rows to two threads for 128 channels
+  // (panels of 12); these measured 1.07x on ResNet-18's layer at 28x28, batch 8. (Shares of
+  // B's column panels instead, where there are enough, measured 1.07x on that layer and 0.95x
+  // on its 256-channel one at 14x14.)
+  const Index units = panels * taps, shares = std::min<Index>(threads, units), blocks = l.cp / kLanes;
+  const auto share_start = [&](Index sh) {  // first unit of share sh: rows before it >= its part of OC·taps
+    Index u = 0, before = 0;
+    while (u < units && before * shares < sh * g.oc * taps) before += packed::panel_rows(g.oc, u++ / taps);
+    return u;
+  };
+  convkit::detail::parallel_for_on(threads, blocks + panels, [&](Index t) {  // x's blocks, then dY's panels
+    if (t < blocks) {
+      transpose_input(xn, g, l, t * kLanes, op.xt);
+      return;
+    }
+    const Index r = t - blocks;
+    for (Index oy0 = 0; oy0 < g.oh; oy0 += l.slice) {
+      const Index p0 = oy0 * g.ow, kc = std::min(l.slice, g.oh - oy0) * g.ow;
+      packed::pack_a_panel(false, g.oc, 1.0f, dyn, p, r, p0, kc, op.ap + p0 * panels * kMR + r * kc * kMR);
+    }
+  });
+  convkit::detail::parallel_for_on(threads, shares, [&](Index sh) {
+    const Index u0 = share_start(sh), u1 = share_start(sh + 1);
+    for (Index oy0 = 0; oy0 < g.oh; oy0 += l.slice) {
+      const Index runs = std::min(l.slice, g.oh - oy0), p0 = oy0 * g.ow, kc = runs * g.ow;
+      for (Index u = u0; u < u1; ++u) {
+        const Index r = u / taps, ky = u % taps / g.kw, kx = u % g.kw;
+        const int rows = static_cast<int>(packed::panel_rows(g.oc, r));
+        const float* ar = op.ap + p0 * panels * kMR + r * kc * kMR;
+        const Index s = ky * g.dh * l.wp + kx * g.dw;
+        float* c = sums + ((ky * g.kw + kx) * g.oc + packed::panel_start(g.oc, r)) * l.cp;
+        for (Index jp = 0; jp < l.cp; jp += kNR)
+          packed::run_kernel_runs(rows, runs, g.ow, (l.wp - g.ow) * kNR, ar,
+                                  op.xt + jp * l.rows + (s + oy0 * l.wp) * kNR, c + jp, l.cp, kNR,
+                                  accumulate || oy0 > 0);
+      }
+    }
+  });
+}
+
 /// dW (OC, C, KH, KW) += the weight gradient of x (N, C, H, W) and dy (N, OC, OH, OW) for a g
-/// that weight_grad_applies to, on `threads` threads.
+/// that weight_grad_applies to, on `threads` threads. Where the sums are small
+/// (kMaxChunkSums), they are kept per chunk of a quarter of the batch, and threads take whole
+/// chunks: splitting each sample's products between two threads scaled 1.6x on ResNet-18's
+/// 64-channel layer at 56x56 (batch 8), each thread reading operands the other had just
+/// written. The chunks' sums are added in order, so the values do not depend on the threads.
 inline void weight_grad(const float* x, const float* dy, const ConvGeometry& g, float* dw, int threads,
                         Workspace<float>& ws) {
   const Layout l = layout(g);
-  const Index taps = g.kh * g.kw, panels = packed::panels_of(g.oc), p = g.out_plane();
-  const Index xt_size = l.cp * l.rows;
-  // 64-byte aligned: a B row (kNR floats) whose vectors straddled cache lines
-  float* xt = aligned(ws.get(Workspace<float>::kColumns, xt_size + packed::packed_a_size(g.oc, p) + 16));
-  float* ap = xt + xt_size;  // slice at oy0: p0 = oy0·OW, at p0·panels·kMR, panel r at r·kc·kMR
-  float* sums = aligned(ws.get(Workspace<float>::kPartialSums, taps * g.oc * l.cp + 16));  // [tap][o][c]
-  // Threads take shares of A's row panels. (Shares of B's column panels instead, where there
-  // are enough, measured 1.07x on ResNet-18's 128-channel layer at 28x28 and 0.95x on its
-  // 256-channel one at 14x14, batch 8, two threads.)
-  const Index row_groups = std::min<Index>(threads, panels), blocks = l.cp / kLanes;  // kLanes channels each
-  for (Index n = 0; n < g.n; ++n) {
-    const float* xn = x + n * g.c * g.in_plane();
-    const float* dyn = dy + n * g.oc * p;
-    convkit::detail::parallel_for_on(threads, blocks + panels, [&](Index t) {  // x's blocks, then dY's panels
-      if (t < blocks) {
-        transpose_input(xn, g, l, t * kLanes, xt);
-        return;
-      }
-      const Index r = t - blocks;
-      for (Index oy0 = 0; oy0 < g.oh; oy0 += l.slice) {
-        const Index p0 = oy0 * g.ow, kc = std::min(l.slice, g.oh - oy0) * g.ow;
-        packed::pack_a_panel(false, g.oc, 1.0f, dyn, p, r, p0, kc, ap + p0 * panels * kMR + r * kc * kMR);
-      }
-    });
-    convkit::detail::parallel_for_on(threads, row_groups, [&](Index rg) {
-      const Index r0 = panels * rg / row_groups, r1 = panels * (rg + 1) / row_groups;
-      for (Index oy0 = 0; oy0 < g.oh; oy0 += l.slice) {
-        const Index runs = std::min(l.slice, g.oh - oy0), p0 = oy0 * g.ow, kc = runs * g.ow;
-        const bool accumulate = n > 0 || oy0 > 0;
-        for (Index r = r0; r < r1; ++r) {
-          const int rows = static_cast<int>(packed::panel_rows(g.oc, r));
-          const float* ar = ap + p0 * panels * kMR + r * kc * kMR;
-          for (Index ky = 0; ky < g.kh; ++ky)
-            for (Index kx = 0; kx < g.kw; ++kx) {
-              const Index s = ky * g.dh * l.wp + kx * g.dw;
-              float* c = sums + ((ky * g.kw + kx) * g.oc + packed::panel_start(g.oc, r)) * l.cp;
-              for (Index jp = 0; jp < l.cp; jp += kNR)
-                packed::run_kernel_runs(rows, runs, g.ow, (l.wp - g.ow) * kNR, ar,
-                                        xt + jp * l.rows + (s + oy0 * l.wp) * kNR, c + jp, l.cp, kNR,
-                                        accumulate);
-            }
-        }
-      }
-    });
-  }
+  const Index taps = g.kh * g.kw, p = g.out_plane(), sums_size = taps * g.oc * l.cp + 16;
+  const Index per = g.n >= 2 && sums_size <= kMaxChunkSums ? (g.n + 3) / 4 : std::max<Index>(g.n, 1);
+  const Index chunks = (g.n + per - 1) / per;
+  const int outer = static_cast<int>(std::min<Index>(threads, chunks)), inner = chunks > 1 ? 1 : threads;
+  float* buffers = ws.get(Workspace<float>::kColumns, outer * Operands::size(g, l));
+  float* all_sums = ws.get(Workspace<float>::kPartialSums, chunks * sums_size);
+  const auto sums_of = [&](Index ci) { return aligned(all_sums + ci * sums_size); };  // [tap][o][c]
+  convkit::detail::parallel_for_slots(outer, chunks, [&](int slot, Index ci) {
+    const Operands op(buffers + slot * Operands::size(g, l), l);
+    for (Index n = ci * per; n < std::min(g.n, (ci + 1) * per); ++n)
+      add_sample(x + n * g.c * g.in_plane(), dy + n * g.oc * p, g, l, op, sums_of(ci), n > ci * per, inner);
+  });
+  // Each chunk's rows of o in turn, read along c (dW's row of o, C·taps values, stays in L1).
   convkit::detail::parallel_for_on(threads, g.oc, [&](Index o) {
-    for (Index c = 0; c < g.c; ++c)
-      for (Index t = 0; t < taps; ++t) dw[(o * g.c + c) * taps + t] += sums[(t * g.oc + o) * l.cp + c];
+    float* dwo = dw + o * g.c * taps;
+    for (Index ci = 0; ci < chunks; ++ci)
+      for (Index t = 0; t < taps; ++t) {
+        const float* row = sums_of(ci) + (t * g.oc + o) * l.cp;
+        for (Index c = 0; c < g.c; ++c) dwo[c * taps + t] += row[c];
+      }
   });
 }
 
