@@ -346,10 +346,13 @@ void expect_small_layers_same_on_two_threads(double tol) {
   const Small cases[] = {
       // The two LeNet-like layers take the direct kernels (ops/direct_conv.h) in float with
       // AVX2, except for their col2im data gradients; double (and float without AVX2) unfolds.
-      {"lenet_c1_like", 11, 1, 32, 6, 5, 1, 0, 1},    // 25-row column matrix: unfolds
-      {"lenet_c3_like", 13, 6, 14, 16, 5, 1, 0, 1},   // C/g < OC/g: data gradient by col2im
-      {"strided_groups", 9, 8, 40, 16, 3, 2, 1, 2},   // stride 2, two groups
-      {"three_outputs", 10, 8, 27, 3, 3, 1, 1, 1},    // OC < 4: float GEMMs on Eigen, fixed chunks
+      {"lenet_c1_like", 11, 1, 32, 6, 5, 1, 0, 1},   // 25-row column matrix: unfolds
+      {"lenet_c3_like", 13, 6, 14, 16, 5, 1, 0, 1},  // C/g < OC/g: data gradient by col2im
+      {"strided_groups", 9, 8, 40, 16, 3, 2, 1, 2},  // stride 2, two groups
+      {"three_outputs", 10, 8, 27, 3, 3, 1, 1, 1},   // OC < 4: float GEMMs on Eigen, fixed chunks
+      // A sample's column matrix (147 x 3,600) over the budget: chunks of one sample, unfolded
+      // in two tiles of rows (59 and 1).
+      {"row_tiles", 3, 3, 120, 8, 7, 2, 3, 1},
   };
   static_assert(ops::detail::kMinChunkThreadsWork <= 1e6, "the cases above must reach the threaded paths");
   Rng rng = testing::seeded_rng(4242);
@@ -362,6 +365,7 @@ void expect_small_layers_same_on_two_threads(double tol) {
     const Tensor<T> b = testing::ref::uniform<T>(Shape{c.oc}, rng);
     const ops::ConvGeometry g = ops::conv2d_geometry(xs, ws_shape, p);
     ASSERT_TRUE(ops::detail::weight_grad_by_chunks(g)) << c.name;
+    EXPECT_EQ(ops::detail::conv_tile_rows(g) < g.oh, std::string(c.name) == "row_tiles") << c.name;
     const Tensor<T> dy = testing::ref::uniform<T>(Shape{c.n, c.oc, g.oh, g.ow}, rng);
     const Tensor<T> gw0 = testing::ref::uniform<T>(ws_shape, rng), gb0 = testing::ref::uniform<T>(Shape{c.oc}, rng);
     std::vector<Tensor<T>> ys, dxs, gws, gbs;
