@@ -3,6 +3,7 @@
 // between steps, skipped buffers, state names, option errors, and the LR schedules.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -15,6 +16,10 @@
 
 #include "support/expect.h"
 #include "support/seed.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace {
 
@@ -292,6 +297,53 @@ TEST(Optimizer, StateNamesForSeveralParameters) {
   for (const auto& e : adam.state()) names.push_back(e.first);
   EXPECT_EQ(names, (std::vector<std::string>{"c1.weight.exp_avg", "c1.weight.exp_avg_sq", "c1.bias.exp_avg",
                                              "c1.bias.exp_avg_sq"}));
+}
+
+// Parameters large enough for threads (ranges of elements): the same values on one and two
+// threads, each element as the formula gives it for its own gradient, and zero_grad clears
+// every element.
+TEST(Optimizer, LargeParametersTheSameOnTwoThreads) {
+#ifdef _OPENMP
+  constexpr Index n = 100003;  // ranges that do not divide evenly
+  const auto run = [](int threads, bool adam) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Parameter<float> p("w", Shape{n});
+    for (Index k = 0; k < n; ++k) p.value[k] = 0.001f * static_cast<float>(k % 1000) - 0.5f;
+    const std::vector<NamedParameter<float>> named = {{"w", &p}};
+    SGD<float> sgd(named, SgdOptions(0.1).momentum(0.9).weight_decay(0.01));
+    Adam<float> adam_opt(named);
+    for (int s = 1; s <= 3; ++s) {
+      (adam ? static_cast<convkit::Optimizer<float>&>(adam_opt) : sgd).zero_grad();
+      for (Index k = 0; k < n; ++k) EXPECT_EQ(p.ensure_grad()[k], 0.0f) << k;
+      for (Index k = 0; k < n; ++k)
+        p.grad[k] = static_cast<float>(grad_at(s, static_cast<std::size_t>(k % 5)));
+      if (adam)
+        adam_opt.step();
+      else
+        sgd.step();
+    }
+    omp_set_num_threads(saved);
+    return p.value;
+  };
+  for (const bool adam : {false, true}) {
+    const Tensor<float> one = run(1, adam), two = run(2, adam);
+    EXPECT_TRUE(std::equal(one.begin(), one.end(), two.begin())) << (adam ? "Adam" : "SGD");
+    // SGD: element k against the formula in double (its gradient is grad_at(s, k mod 5)).
+    if (!adam)
+      for (const Index k : {Index{0}, Index{1}, n / 2, n - 1}) {
+        double w = 0.001 * static_cast<double>(k % 1000) - 0.5, b = 0.0;
+        for (int s = 1; s <= 3; ++s) {
+          const double g = grad_at(s, static_cast<std::size_t>(k % 5)) + 0.01 * w;
+          b = s == 1 ? g : 0.9 * b + g;
+          w -= 0.1 * b;
+        }
+        EXPECT_NEAR(two[k], w, 1e-5) << k;
+      }
+  }
+#else
+  GTEST_SKIP() << "built without OpenMP";
+#endif
 }
 
 TEST(Optimizer, SetStepsRestoresMomentumBehaviour) {

@@ -65,12 +65,15 @@ class Adam : public Optimizer<T> {
     const T* g = p.grad.data();
     T* m = m_[i].data();
     T* v = v_[i].data();
-    for (Index k = 0, n = p.value.numel(); k < n; ++k) {
-      const T d = g[k] + l2 * w[k];
-      m[k] = b1 * m[k] + (T(1) - b1) * d;
-      v[k] = b2 * v[k] + (T(1) - b2) * d * d;
-      w[k] = decay * w[k] - step * m[k] / (std::sqrt(v[k]) * inv_sqrt_c2 + eps);
-    }
+    // Threads take ranges of the elements, as in SGD.
+    convkit::detail::parallel_ranges(p.value.numel(), [&](Index k0, Index k1) {
+      for (Index k = k0; k < k1; ++k) {
+        const T d = g[k] + l2 * w[k];
+        m[k] = b1 * m[k] + (T(1) - b1) * d;
+        v[k] = b2 * v[k] + (T(1) - b2) * d * d;
+        w[k] = decay * w[k] - step * m[k] / (std::sqrt(v[k]) * inv_sqrt_c2 + eps);
+      }
+    });
   }
 
   std::vector<std::pair<std::string, Tensor<T>*>> state_of(std::size_t i) override {

@@ -5,12 +5,14 @@
 // "<parameter path>.<state>" so a checkpoint can save and restore them.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "convkit/core/error.h"
+#include "convkit/core/parallel.h"
 #include "convkit/core/parameter.h"
 
 namespace convkit {
@@ -39,7 +41,11 @@ class Optimizer {
   /// Sets every allocated parameter gradient to zero.
   void zero_grad() {
     for (const NamedParameter<T>& p : params_)
-      if (p.param->has_grad()) p.param->grad.fill(T(0));
+      if (p.param->has_grad()) {
+        T* g = p.param->grad.data();
+        convkit::detail::parallel_ranges(p.param->grad.numel(),
+                                         [g](Index b, Index e) { std::fill(g + b, g + e, T(0)); });
+      }
   }
 
   double learning_rate() const { return lr_; }

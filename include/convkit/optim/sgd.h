@@ -60,21 +60,27 @@ class SGD : public Optimizer<T> {
     // The choices as compile-time constants, one loop each, so that every loop vectorises
     // (with them as branches or selects inside, GCC would not: the step of a 138M-parameter
     // VGG-16 ran scalar).
+    // Threads take ranges of the elements (each element's update is its own: the same values
+    // on any number of threads).
     if (b == nullptr) {
-      for (Index k = 0; k < n; ++k) w[k] -= lr * (g[k] + wd * w[k]);
+      convkit::detail::parallel_ranges(n, [&](Index k0, Index k1) {
+        for (Index k = k0; k < k1; ++k) w[k] -= lr * (g[k] + wd * w[k]);
+      });
       return;
     }
     const auto run = [&](auto first_step, auto nesterov) {
-      for (Index k = 0; k < n; ++k) {
-        const T d = g[k] + wd * w[k];
-        T bk = d;
-        if constexpr (!decltype(first_step)::value) bk = mu * b[k] + d;
-        b[k] = bk;
-        if constexpr (decltype(nesterov)::value)
-          w[k] -= lr * (d + mu * bk);
-        else
-          w[k] -= lr * bk;
-      }
+      convkit::detail::parallel_ranges(n, [&](Index k0, Index k1) {
+        for (Index k = k0; k < k1; ++k) {
+          const T d = g[k] + wd * w[k];
+          T bk = d;
+          if constexpr (!decltype(first_step)::value) bk = mu * b[k] + d;
+          b[k] = bk;
+          if constexpr (decltype(nesterov)::value)
+            w[k] -= lr * (d + mu * bk);
+          else
+            w[k] -= lr * bk;
+        }
+      });
     };
     using Yes = std::true_type;
     using No = std::false_type;
