@@ -72,6 +72,7 @@ const DirectCase kCases[] = {
   {"columns_pad_stride",     2,  3, 30, 30,  8, 3, 3, 2, 1, 1, 1, 1},
   {"columns_overlap_dilated",2,  2, 12, 48,  5, 3, 3, 1, 2, 2, 1, 2},
   {"columns_dilated_rows",   3,  3, 20, 48,  7, 3, 5, 1, 2, 2, 2, 1},
+  {"columns_in_place",       2,  2, 10, 50,  6, 3, 3, 1, 0, 0, 1, 1},  // x read in place: ow 48
 };
 // The cases whose data gradient direct::data_grad takes.
 const char* const kDataGradCases[] = {"lenet_c3", "odd_rows_pad", "two_vectors_pad2", "row_dilation",
@@ -261,9 +262,15 @@ TEST(DirectConv, NonFiniteGradientsStayWhereTheyBelong) {
 TEST(DirectConv, TwoThreadsGiveTheSameBits) {
 #ifdef _OPENMP
   Rng rng = testing::seeded_rng(33);
-  // LeNet-5's layers, a padded one with two vectors, and one whose data gradient is a flipped
-  // convolution on the direct kernels.
-  for (const DirectCase& c : {kCases[0], kCases[1], kCases[3], kCases[std::size(kCases) - 2]}) {
+  // LeNet-5's layers, a padded one with two vectors, one whose data gradient is a flipped
+  // convolution on the direct kernels, and one by columns on AVX-512 (forward and weight
+  // gradient) with a gathered data gradient.
+  const auto named = [](const char* name) {
+    return *std::find_if(std::begin(kCases), std::end(kCases),
+                         [name](const DirectCase& c) { return std::string(c.name) == name; });
+  };
+  for (const DirectCase& c : {named("lenet_c1"), named("lenet_c3"), named("two_vectors_pad2"),
+                              named("crop_flipped"), named("columns_dilated_rows")}) {
     const ops::Conv2dParams p = params_of(c);
     // Enough samples for the threaded paths (and several chunks of the weight gradient).
     const Shape wshape{c.oc, c.c, c.kh, c.kw};

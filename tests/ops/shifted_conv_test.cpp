@@ -181,10 +181,11 @@ TEST(ShiftedConv, TwoThreadsGiveTheSameBits) {
 #ifdef _OPENMP
   Rng rng = testing::seeded_rng(43);
   // Threads taking whole chunks (8 samples: 4 chunks of 2); one sample, whose products the
-  // threads share by (row panel, tap), 13 output channels (AVX-512): 5 taps of the first panel's 12
-  // rows to one thread, its other 4 taps and the second panel's 1 row to the other; 60
-  // channels, one sample: a part block, transposed on the second thread; sums too large for
-  // chunks, so the threads share each of two samples' products.
+  // threads share by (row panel, tap), 13 output channels (AVX-512: panels of 6 and 7 rows):
+  // all 9 taps of the first panel and 1 of the second to one thread (61 rows), the second's
+  // other 8 taps to the other (56); 60 channels, one sample: a part block, transposed on the
+  // second thread; sums too large for chunks, so the threads share each of two samples'
+  // products.
   for (const ShiftedCase& c : {ShiftedCase{"threads_chunks", 8, 32, 28, 28, 13, 3, 3, 1, 1, 1, 1},
                                ShiftedCase{"threads_shares", 1, 32, 28, 28, 13, 3, 3, 1, 1, 1, 1},
                                ShiftedCase{"threads_part_block", 1, 60, 20, 20, 24, 3, 3, 1, 1, 1, 1},

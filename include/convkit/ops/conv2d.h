@@ -252,12 +252,12 @@ constexpr Index kMaxPackedConvColumns = 8 * packed::kNC;
 
 /// Samples whose planes share one GEMM in conv2d_forward_packed, on `threads` threads: one
 /// when a plane has at least kNC columns (the GEMM then writes y in place); otherwise the
-/// batch in as few GEMMs as kMaxPackedConvColumns allows, samples spread evenly, and where each
-/// thread would still have kNC columns, in a multiple of the threads (each takes whole ones).
+/// batch in as few GEMMs as kMaxPackedConvColumns allows, samples spread evenly, and where the
+/// batch has kNC columns per thread, in a multiple of the threads (each takes whole ones).
 /// A wider GEMM leaves less of its last column panel unused: ResNet-18's 256-channel 3x3 layer
 /// at 14x14, batch 8 (Xeon, least of 3 interleaved runs, ms), in GEMMs of 2 samples (392
-/// columns: 13 panels of 32, 416 computed) as before -> of 8 (1,568: 49) at one thread 9.34 ->
-/// 8.79; of 4 on two threads 5.02 -> 4.81. Its 512-channel one at 7x7 stays one GEMM split
+/// columns: 13 panels of 32, 416 computed) as before -> of 8 (1,568: 49) at one thread 9.21 ->
+/// 8.68; of 4 on two threads 5.12 -> 4.89. Its 512-channel one at 7x7 stays one GEMM split
 /// between two threads (two chunks of 196 columns, 7 panels each: 5.38 -> 6.28).
 inline Index packed_conv_chunk(const ConvGeometry& g, int threads) {
   const Index p = std::max<Index>(1, g.out_plane());

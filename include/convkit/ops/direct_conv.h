@@ -9,7 +9,8 @@
 // GFLOP/s on Zen 3). Here the output channels are the vector lanes (one vector of 8, or two),
 // and a tile of neighbouring outputs keeps 12 accumulators or fewer; per tap
 // (c, i, j) it loads the tap's NV weight vectors and broadcasts the tile's input values, read
-// in place (with one vector of channels, a tile is R outputs of two neighbouring rows):
+// in place (a tile is R outputs of two neighbouring rows where its channels fit one register:
+// one vector of 8, or with AVX-512 two):
 //
 //   y[n, o, oy, ox] = b[o] + Σ_{c,i,j} w[o, c, i, j] · xp[n, c, oy·sh + i·dh, ox + j·dw]
 //
@@ -23,8 +24,9 @@
 // (transposed) gives the vectors. The data gradient of such a layer at unit strides, where the
 // GEMM route would be col2im, is gathered by data_grad, with the input's columns in the lanes.
 // With AVX-512, 16 lanes are one register (Reg) and its tiles take two rows; a layer with one
-// vector of channels (8 lanes, of which LeNet-5's C1 fills 6) and rows of at least 24 outputs
-// runs its forward pass and weight gradient with output columns in the lanes instead
+// vector of channels (8 lanes, of which LeNet-5's C1 fills 6) and output rows of at least 24
+// that fill 3/4 of their 32-column tiles (columns_forward_applies) runs its forward pass and
+// (at column dilation 1) its weight gradient with output columns in the lanes instead
 // (forward_by_columns, weight_grad_by_columns). docs/design.md has the measurements.
 #pragma once
 
@@ -90,12 +92,14 @@ struct Reg<32> : Reg<16> {
 };
 /// Accumulators a tile may keep: 32 registers, less the vectors and the broadcast value.
 constexpr int kMaxAccumulators = 24;
+constexpr bool kWideRegisters = true;
 #else
 template <>
 struct Reg<16> : Reg<8> {
   static constexpr int kCount = 2;
 };
 constexpr int kMaxAccumulators = 12;  // of AVX2's 16 registers
+constexpr bool kWideRegisters = false;
 #endif
 
 /// Output channels the direct forward takes: one or two vectors of them, at least half full
@@ -130,7 +134,7 @@ struct Taps {
   Index channel, row, col;
 };
 
-/// out[q·out_step + r·NV·8 + lane] (= if `accumulate`, += otherwise) Σ over the loop's steps s
+/// out[q·out_step + r·NV·8 + lane] (+= if `accumulate`, = otherwise) Σ over the loop's steps s
 /// of vec[s·NV·8 + lane] · in[q·in_step + offset(s) + r], for the R outputs r of each of the
 /// tile's rows q. Forward: vec holds the weights, tap-major, output channels in lanes; weight
 /// gradient: dY, position-major, output channels in lanes.
@@ -330,7 +334,7 @@ inline void forward_by_channels(const float* x, const ConvGeometry& g, const flo
 /// dW += Σ over chunks of `per` samples, in chunk order, of each chunk's sum (computed on any
 /// of `threads` threads), for a geometry weight_grad_applies to:
 ///   dW[o, c, i, j] = Σ_{n, oy, ox} dY[n, o, oy, ox] · xp[n, c, oy·sh + i·dh, ox + j]
-/// Here the outputs of a tile are taps (c, i, j .. j + R − 1), with one vector of channels two
+/// Here the outputs of a tile are taps (c, i, j .. j + R − 1), with channels in one register two
 /// filter rows i, i + 1 of them, and the loop runs over a sample's output positions, reading
 /// dY transposed (positions x channels). The tiles partition the taps exactly (sums add up
 /// over the samples of a chunk): a last single filter row goes as two rows that are the same.
@@ -391,14 +395,16 @@ struct GradTaps {
 
 /// out[r·out_step + x] = Σ_{o < t.oc, i < rows, j < t.kw} w[o·w_o + i·w_i + j·w_j + r] ·
 /// d[o·d_o + i·d_i + (kw − 1 − j)·dw + x] for the R channels r and NV·8 columns x, of which the
-/// first `cols` are stored. Where the tile has fewer than 8 accumulators (two FMA units, four
-/// cycles each: fewer leave them waiting), even and odd output channels keep separate sums,
-/// added at the end, if twice the accumulators fit the registers.
+/// first `cols` are stored. With AVX-512, where the tile has fewer than 8 accumulators (two FMA
+/// units, four cycles each: fewer leave them waiting), even and odd output channels keep
+/// separate sums, added at the end, if twice the accumulators fit the registers (AVX2 builds
+/// keep one sum per accumulator, as measured on Zen 3).
 template <int R, int NV>
 void grad_tile(const float* d, const float* w, const GradTaps& t, Index rows, float* out, Index out_step, int cols) {
   using G = Reg<NV * kLanes>;
   using V = typename G::V;
-  constexpr int kC = G::kCount, kW = G::kWidth, kSplit = R * kC < 8 && 2 * R * kC <= kMaxAccumulators ? 2 : 1;
+  constexpr int kC = G::kCount, kW = G::kWidth,
+                kSplit = kWideRegisters && R * kC < 8 && 2 * R * kC <= kMaxAccumulators ? 2 : 1;
   V acc[kSplit][R][kC];
 #pragma GCC unroll 2
   for (int s = 0; s < kSplit; ++s)
@@ -407,7 +413,8 @@ void grad_tile(const float* d, const float* w, const GradTaps& t, Index rows, fl
 #pragma GCC unroll 2
       for (int v = 0; v < kC; ++v) acc[s][r][v] = G::zero();
   // Output channels innermost: the longest of the three loops (4 to 16 steps; a filter row
-  // has 3 or 5). Offsets, not pointers: none is formed past the last channel.
+  // has 3 or 5). (In forward_by_columns this loop runs over the input channels.) Offsets, not pointers: none
+  // is formed past the last channel.
   const Index oc = t.oc, kw = t.kw, d_o = t.d_o, w_o = t.w_o;
   for (Index i = 0; i < rows; ++i)
     for (Index j = 0; j < kw; ++j) {
@@ -658,10 +665,11 @@ inline ColumnGradTileFn column_grad_kernel(Index r, Index t) {
   return table[static_cast<std::size_t>(t - 1)][static_cast<std::size_t>(r - 1)];
 }
 
-/// weight_grad_by_channels's result, by columns, for a geometry columns_forward_applies to.
+/// weight_grad_by_channels's result, by columns, for a geometry columns_forward_applies and
+/// weight_grad_applies (column dilation 1: a tile's filter columns are neighbouring inputs) to.
 /// Each tile sweeps a sample's rows for its (channels, c, i, filter columns), reading dY and
 /// the input (or its padded copy) in place; sums stay in lanes through a chunk, then are
-/// added up lane by lane in order.
+/// added up across the lanes in a fixed order (_mm512_reduce_add_ps), chunk after chunk.
 inline void weight_grad_by_columns(const float* x, const float* dy, const ConvGeometry& g, float* dw,
                                    Index per, int threads, Workspace<float>& ws) {
   const Index k = g.col_rows(), p = g.out_plane();

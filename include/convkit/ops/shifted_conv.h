@@ -134,8 +134,8 @@ inline void add_sample(const float* xn, const float* dyn, const ConvGeometry& g,
                        const Operands& op, float* sums, bool accumulate, int threads) {
   const Index taps = g.kh * g.kw, panels = packed::panels_of(g.oc), p = g.out_plane();
   // Threads take shares of the (A row panel, tap) products, contiguous in that order and even
-  // in rows: shares of whole panels left 60 and 68 rows to two threads for 128 channels
-  // (panels of 12); these measured 1.07x on ResNet-18's layer at 28x28, batch 8. (Shares of
+  // in rows: shares of whole panels left 58 and 70 rows to two threads for 128 channels
+  // (11 panels of 11-12 rows); these measured 1.07x on ResNet-18's layer at 28x28, batch 8. (Shares of
   // B's column panels instead, where there are enough, measured 1.07x on that layer and 0.95x
   // on its 256-channel one at 14x14.)
   const Index units = panels * taps, shares = std::min<Index>(threads, units), blocks = l.cp / kLanes;

@@ -66,7 +66,7 @@ class Adam : public Optimizer<T> {
     T* m = m_[i].data();
     T* v = v_[i].data();
     // Threads take ranges of the elements, as in SGD.
-    convkit::detail::parallel_ranges(p.value.numel(), [&](Index k0, Index k1) {
+    convkit::detail::parallel_ranges(p.value.numel(), [=](Index k0, Index k1) {
       for (Index k = k0; k < k1; ++k) {
         const T d = g[k] + l2 * w[k];
         m[k] = b1 * m[k] + (T(1) - b1) * d;

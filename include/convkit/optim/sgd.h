@@ -61,15 +61,15 @@ class SGD : public Optimizer<T> {
     // (with them as branches or selects inside, GCC would not: the step of a 138M-parameter
     // VGG-16 ran scalar).
     // Threads take ranges of the elements (each element's update is its own: the same values
-    // on any number of threads).
+    // on any number of threads). The scalars by value: stores through w could alias them.
     if (b == nullptr) {
-      convkit::detail::parallel_ranges(n, [&](Index k0, Index k1) {
+      convkit::detail::parallel_ranges(n, [=](Index k0, Index k1) {
         for (Index k = k0; k < k1; ++k) w[k] -= lr * (g[k] + wd * w[k]);
       });
       return;
     }
     const auto run = [&](auto first_step, auto nesterov) {
-      convkit::detail::parallel_ranges(n, [&](Index k0, Index k1) {
+      convkit::detail::parallel_ranges(n, [=](Index k0, Index k1) {
         for (Index k = k0; k < k1; ++k) {
           const T d = g[k] + wd * w[k];
           T bk = d;
