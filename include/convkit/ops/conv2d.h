@@ -679,17 +679,17 @@ Tensor<T> conv2d_backward_data(const Tensor<T>& grad_output, const Tensor<T>& we
   // training step had been this copy on one thread.
   constexpr Index kFlipBlock = 16;
   const Index c_blocks = detail::ceil_div(cg, kFlipBlock);
-  convkit::detail::parallel_for(g.groups * c_blocks, 2.0 * static_cast<double>(weight.numel()),
-                                [&](Index gb) {
-                                  const Index grp = gb / c_blocks, c0 = gb % c_blocks * kFlipBlock;
-                                  for (Index o0 = 0; o0 < ocg; o0 += kFlipBlock)
-                                    for (Index c = c0; c < std::min(cg, c0 + kFlipBlock); ++c)
-                                      for (Index o = o0; o < std::min(ocg, o0 + kFlipBlock); ++o) {
-                                        const T* src = w + ((grp * ocg + o) * cg + c) * kk;
-                                        T* dst = wf + ((grp * cg + c) * ocg + o) * kk;
-                                        for (Index i = 0; i < kk; ++i) dst[kk - 1 - i] = src[i];
-                                      }
-                                });
+  const auto flip_block = [&](Index gb) {  // group gb / c_blocks, input channels from c0
+    const Index grp = gb / c_blocks, c0 = gb % c_blocks * kFlipBlock;
+    for (Index o0 = 0; o0 < ocg; o0 += kFlipBlock)
+      for (Index c = c0; c < std::min(cg, c0 + kFlipBlock); ++c)
+        for (Index o = o0; o < std::min(ocg, o0 + kFlipBlock); ++o) {
+          const T* src = w + ((grp * ocg + o) * cg + c) * kk;
+          T* dst = wf + ((grp * cg + c) * ocg + o) * kk;
+          for (Index i = 0; i < kk; ++i) dst[kk - 1 - i] = src[i];
+        }
+  };
+  convkit::detail::parallel_for(g.groups * c_blocks, 2.0 * static_cast<double>(weight.numel()), flip_block);
 
   // 2. Stride-1 convolution of dY, top/left padding dilation·(K − 1) − padding, output H x W.
   const ConvGeometry back = detail::flipped_geometry(g);
