@@ -110,4 +110,10 @@ void parallel_ranges(Index n, Fn&& fn) {
   parallel_ranges_on(parallel_threads(static_cast<double>(n)), n, 16, fn);
 }
 
+/// p[0 .. n) = value, threads taking ranges as parallel_ranges gives them.
+template <typename T>
+void parallel_fill(T* p, Index n, T value) {
+  parallel_ranges(n, [p, value](Index b, Index e) { std::fill(p + b, p + e, value); });
+}
+
 }  // namespace convkit::detail

@@ -483,7 +483,7 @@ template <typename T>
 void conv2d_backward_data_col2im(const T* dy, const ConvGeometry& g, const T* w, T* dx, Workspace<T>& ws) {
   const Index k = g.col_rows(), ocg = g.ocg(), cg = g.cg();
   const Index in_sample = g.c * g.in_plane();
-  convkit::detail::parallel_ranges(g.n * in_sample, [&](Index b, Index e) { std::fill(dx + b, dx + e, T(0)); });
+  convkit::detail::parallel_fill(dx, g.n * in_sample, T(0));
   // Blocks of whole samples write disjoint planes of dx: with several threads and chunks that
   // split evenly between them (thread_chunks; or at least 4 per thread), each thread takes
   // whole chunks, as in conv2d_forward_packed, with its own column and gather buffers; but only
@@ -533,7 +533,7 @@ constexpr Index kMaxChunkedWeightGrad = Index{1} << 14;
 /// Samples per chunk of the chunked weight gradient: within the column budget and at most a
 /// quarter of the batch, so that 2 or 4 threads share whole chunks. Fixed by the shape alone:
 /// the partial sums, hence the values, are the same on any number of threads.
-inline Index weight_grad_chunk(const ConvGeometry& g) { return std::min(conv_chunk(g), (g.n + 3) / 4); }
+inline Index weight_grad_chunk(const ConvGeometry& g) { return std::min(conv_chunk(g), quarter_batch(g.n)); }
 
 /// Whether conv2d_backward_weight goes by chunks (see kMaxChunkedWeightGrad): several samples,
 /// and not a 1x1 convolution (which has no column matrix).
@@ -586,7 +586,7 @@ bool conv2d_backward_weight_direct(const T* x, const T* dy, const ConvGeometry& 
     if (g.n >= 1 && direct::weight_grad_applies(g)) {
       // Chunks of a quarter of the batch (fixed by the shape: the same bits on any thread
       // count); no column matrix, so no column budget.
-      const Index per = std::max<Index>(1, (g.n + 3) / 4), chunks = (g.n + per - 1) / per;
+      const Index per = quarter_batch(g.n), chunks = (g.n + per - 1) / per;
       const int threads = static_cast<int>(std::min<Index>(chunk_threads(conv_multiply_adds(g)), chunks));
       direct::weight_grad(x, dy, g, dw, per, threads, ws);
       return true;

@@ -82,9 +82,7 @@ struct Reg<16> {
   static V set1(float a) { return _mm512_set1_ps(a); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
-  static void store_first(float* p, V v, int n) {
-    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), v);
-  }
+  static void store_first(float* p, V v, int n) { packed::vstore_head(p, v, n); }  // the GEMM's masked store
 };
 template <>
 struct Reg<32> : Reg<16> {
@@ -489,6 +487,13 @@ inline Index grad_copy_cols(const ConvGeometry& g) {
   return std::max<Index>(g.w, grad_vectors(g) * kLanes) + g.dw * (g.kw - 1);
 }
 
+/// The first column of column tile tx of `width` columns over a row of `len`: the last tile is
+/// moved back to end at len, overlapping its neighbour (0 for a row narrower than a tile,
+/// whose tile stores only its first len columns).
+inline Index column_tile_start(Index tx, Index width, Index len) {
+  return len < width ? 0 : std::min(tx * width, len - width);
+}
+
 /// Whether the direct data gradient takes g: one group, unit strides, 4 to 16 output channels
 /// (the GEMM of col2im has K = OC: thin), at most kMaxTaps taps per input channel (OC·KH·KW),
 /// a sample's dY copy within kMaxSampleFloats, not an unpadded 1x1 (no col2im: one GEMM); and tiles that
@@ -538,7 +543,7 @@ inline void data_grad(const float* dy, const ConvGeometry& g, const float* w, fl
         const Index c0 = cb * channels.size, cn = std::min(channels.size, g.c - c0);
         const GradTileFn fn = grad_kernel(nv, cn);
         for (Index tx = 0; tx < across; ++tx) {
-          const Index x0 = g.w < width ? 0 : std::min(tx * width, g.w - width);
+          const Index x0 = column_tile_start(tx, width, g.w);
           fn(drow + x0, wt + i0 * taps.w_i + c0, taps, i1 - i0, dxs + (c0 * g.h + y) * g.w + x0,
              g.in_plane(), static_cast<int>(std::min(width, g.w)));
         }
@@ -590,7 +595,7 @@ inline void forward_by_columns(const float* x, const ConvGeometry& g, const floa
         const Index o0 = cb * channels.size, on = std::min(channels.size, g.oc - o0);
         const GradTileFn fn = grad_kernel(kColumnVectors, on);
         for (Index tx = 0; tx < across; ++tx) {
-          const Index x0 = g.ow < width ? 0 : std::min(tx * width, g.ow - width);
+          const Index x0 = column_tile_start(tx, width, g.ow);
           fn(xs + oy * g.sh * input.cols + x0, wt + o0, taps, g.kh, ys + (o0 * g.oh + oy) * g.ow + x0, p,
              static_cast<int>(std::min(width, g.ow)));
         }

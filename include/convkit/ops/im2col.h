@@ -47,6 +47,11 @@ namespace detail {
 /// ceil(a / b) for b > 0 and any sign of a.
 inline Index ceil_div(Index a, Index b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
+/// Samples per chunk of the weight gradients that sum by fixed chunks (the chunked, direct and
+/// shifted routes): a quarter of a batch of n, at least one. Fixed by the shape, so the sums
+/// are the same on any number of threads, and 2 or 4 threads share whole chunks.
+inline Index quarter_batch(Index n) { return std::max<Index>(1, (n + 3) / 4); }
+
 }  // namespace detail
 
 namespace detail {

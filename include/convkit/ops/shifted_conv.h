@@ -184,7 +184,7 @@ inline void weight_grad(const float* x, const float* dy, const ConvGeometry& g, 
                         Workspace<float>& ws) {
   const Layout l = layout(g);
   const Index taps = g.kh * g.kw, p = g.out_plane(), sums_size = taps * g.oc * l.cp + 16;
-  const Index per = g.n >= 2 && sums_size <= kMaxChunkSums ? (g.n + 3) / 4 : std::max<Index>(g.n, 1);
+  const Index per = sums_size <= kMaxChunkSums ? quarter_batch(g.n) : std::max<Index>(g.n, 1);
   const Index chunks = (g.n + per - 1) / per;
   const int outer = static_cast<int>(std::min<Index>(threads, chunks)), inner = chunks > 1 ? 1 : threads;
   float* buffers = ws.get(Workspace<float>::kColumns, outer * Operands::size(g, l));

@@ -5,7 +5,6 @@
 // "<parameter path>.<state>" so a checkpoint can save and restore them.
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -41,11 +40,8 @@ class Optimizer {
   /// Sets every allocated parameter gradient to zero.
   void zero_grad() {
     for (const NamedParameter<T>& p : params_)
-      if (p.param->has_grad()) {
-        T* g = p.param->grad.data();
-        convkit::detail::parallel_ranges(p.param->grad.numel(),
-                                         [g](Index b, Index e) { std::fill(g + b, g + e, T(0)); });
-      }
+      if (p.param->has_grad())
+        convkit::detail::parallel_fill(p.param->grad.data(), p.param->grad.numel(), T(0));
   }
 
   double learning_rate() const { return lr_; }
