@@ -97,7 +97,8 @@ TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
 // partial register tiles in both directions (with AVX-512's 12-row panels, m = 61, 613 and
 // 16 end in two panels that share the remainder: 7 + 6, 7 + 6 and 8 + 8), several k-slices
 // (k > 256), one column block (A packed panel by panel as it is used) and several (A packed
-// first); on 1 and, with OpenMP, 2 threads (the first three products are above the threading
+// first), last column tiles of up to one vector (the one-vector kernel; 208 columns end in one
+// whole vector on AVX-512, 421 and 77 in part of one); on 1 and, with OpenMP, 2 threads (the first three products are above the threading
 // threshold: the first, wider than tall, splits columns between the threads; the second and
 // third, not, split row panels, the third over two column blocks). Each thread count must
 // give the same bits. The last two products, above the threshold, go to Eigen's
@@ -115,7 +116,7 @@ TYPED_TEST(Gemm, LargeOddSizesAcrossBlocksAndThreads) {
   const Index pad = 5;
   Rng rng = testing::seeded_rng(82);
   for (const Size size : {Size{61, 421, 797}, Size{1103, 37, 501}, Size{613, 421, 300}, Size{16, 77, 390},
-                          Size{3, 6702, 1005}, Size{6701, 3, 1005}})
+                          Size{45, 208, 390}, Size{3, 6702, 1005}, Size{6701, 3, 1005}})
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (double beta : {0.0, -0.5}) {

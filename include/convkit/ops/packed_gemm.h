@@ -221,45 +221,46 @@ inline float* scratch(int slot, Index n) {
   return b.data;
 }
 
-/// C tile (rows x cols, at most kMR x kNR) {=, +=} A panel · B panel over runs·len steps of
-/// k: A's steps are consecutive; B's are too within a run, and b_skip floats lie between the
-/// end of one run and the start of the next (ops/shifted_conv.h walks output rows of a padded
-/// plane this way). `accumulate` adds to C; otherwise C is overwritten.
-template <int R>
+/// C tile (rows x cols, at most kMR x NV·kLanes) {=, +=} A panel · B panel over runs·len
+/// steps of k: A's steps are consecutive; B's are too within a run (kNR floats a step, of which
+/// the first NV vectors are read), and b_skip floats lie between the end of one run and the
+/// start of the next (ops/shifted_conv.h walks output rows of a padded plane this way).
+/// `accumulate` adds to C; otherwise C is overwritten.
+template <int R, int NV = kNV>
 inline void micro_kernel_runs(Index runs, Index len, Index b_skip, const float* __restrict a,
                               const float* __restrict b, float* c, Index ldc, int cols, bool accumulate) {
-  Vec acc[R][kNV];
+  Vec acc[R][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
 #pragma GCC unroll 4
-    for (int v = 0; v < kNV; ++v) acc[i][v] = vzero();
+    for (int v = 0; v < NV; ++v) acc[i][v] = vzero();
   for (Index t = 0; t < runs; ++t, b += b_skip)
     for (Index p = 0; p < len; ++p) {
-      Vec bv[kNV];
+      Vec bv[NV];
 #pragma GCC unroll 4
-      for (int v = 0; v < kNV; ++v) bv[v] = vload(b + v * kLanes);
+      for (int v = 0; v < NV; ++v) bv[v] = vload(b + v * kLanes);
 #pragma GCC unroll 16
       for (int i = 0; i < R; ++i) {
         const Vec ai = vbroadcast(a + i);
 #pragma GCC unroll 4
-        for (int v = 0; v < kNV; ++v) acc[i][v] = vfma(ai, bv[v], acc[i][v]);
+        for (int v = 0; v < NV; ++v) acc[i][v] = vfma(ai, bv[v], acc[i][v]);
       }
       a += kMR;
       b += kNR;
     }
-  if (cols == kNR) {
+  if (cols == NV * kLanes) {
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i)
 #pragma GCC unroll 4
-      for (int v = 0; v < kNV; ++v) {
+      for (int v = 0; v < NV; ++v) {
         float* dst = c + i * ldc + v * kLanes;
         vstore(dst, accumulate ? vadd(acc[i][v], vload(dst)) : acc[i][v]);
       }
     return;
   }
-  alignas(64) float tile[R][kNR];
+  alignas(64) float tile[R][NV * kLanes];
   for (int i = 0; i < R; ++i)
-    for (int v = 0; v < kNV; ++v) vstore(&tile[i][v * kLanes], acc[i][v]);
+    for (int v = 0; v < NV; ++v) vstore(&tile[i][v * kLanes], acc[i][v]);
   for (int i = 0; i < R; ++i) {
     float* dst = c + i * ldc;
     if (accumulate) {
@@ -270,25 +271,33 @@ inline void micro_kernel_runs(Index runs, Index len, Index b_skip, const float* 
   }
 }
 
-template <int... R>
+template <int NV, int... R>
 struct KernelTable {
   using Fn = void (*)(Index, Index, Index, const float*, const float*, float*, Index, int, bool);
-  static constexpr Fn fns[] = {nullptr, &micro_kernel_runs<R>...};
+  static constexpr Fn fns[] = {nullptr, &micro_kernel_runs<R, NV>...};
 };
 
-template <int... I>
+template <int NV, int... I>
 constexpr auto make_table(std::integer_sequence<int, I...>) {
-  return KernelTable<(I + 1)...>{};
+  return KernelTable<NV, (I + 1)...>{};
 }
 
-/// The micro-kernel for a tile of `rows` rows (1..kMR), over runs of B (micro_kernel_runs).
+/// The micro-kernel for a tile of `rows` rows (1..kMR), over runs of B (micro_kernel_runs). A
+/// tile of at most kLanes columns (the last of a product whose columns are not a multiple of
+/// kNR) runs the one-vector kernel: it skips the multiply-adds of the panel's zero columns,
+/// with each element's sum in the same order. ResNet-50's and VGG's 14x14 layers at batch 1
+/// (196 columns) computed 224 columns, now 208.
 inline void run_kernel_runs(int rows, Index runs, Index len, Index b_skip, const float* a, const float* b,
                             float* c, Index ldc, int cols, bool accumulate) {
-  using Table = decltype(make_table(std::make_integer_sequence<int, kMR>{}));
-  if (rows == kMR)
+  if (cols <= kLanes) {
+    using Narrow = decltype(make_table<1>(std::make_integer_sequence<int, kMR>{}));
+    Narrow::fns[rows](runs, len, b_skip, a, b, c, ldc, cols, accumulate);
+  } else if (rows == kMR) {
     micro_kernel_runs<kMR>(runs, len, b_skip, a, b, c, ldc, cols, accumulate);
-  else
+  } else {
+    using Table = decltype(make_table<kNV>(std::make_integer_sequence<int, kMR>{}));
     Table::fns[rows](runs, len, b_skip, a, b, c, ldc, cols, accumulate);
+  }
 }
 
 /// The micro-kernel for a tile of `rows` rows over kc consecutive steps of both panels.
