@@ -131,7 +131,7 @@ TEST(ForwardOwnership, EveryLayerGivesTheSameResultsForAGivenUpInput) {
        }},
       {"Sequential, empty", [](Rng&) { return std::make_unique<Sequential<double>>(); }},
   };
-  const std::vector<std::string> taking_over = {"Conv2d", "FullyConnected", "ReLU", "Flatten"};
+  const std::vector<std::string> taking_over = {"Conv2d", "FullyConnected", "ReLU", "Flatten", "BatchNorm2d"};
   for (const auto& [name, make] : layers)
     for (const bool training : {true, false})
       check_same_both_ways(name, make, Shape{2, 3, 5, 5}, training,

@@ -371,6 +371,21 @@ TEST(BatchNorm2d, ShapeErrors) {
   EXPECT_NO_THROW(bn.forward(Tensor<float>(Shape{2, 3, 1, 1}, 2.0f)));
   EXPECT_NO_THROW(bn.forward(Tensor<float>(Shape{1, 3, 1, 2}, 2.0f)));
 
+  // A forward that throws leaves the last forward's input and statistics for backward.
+  BatchNorm2d<float> kept(3);
+  Tensor<float> x(Shape{2, 3, 1, 2}), g(Shape{2, 3, 1, 2});
+  for (Index i = 0; i < x.numel(); ++i) {
+    x[i] = 0.25f * static_cast<float>(i * i) - static_cast<float>(i);
+    g[i] = 0.5f - 0.1f * static_cast<float>(i);
+  }
+  kept.forward(x);
+  const Tensor<float> want = kept.backward(g);
+  const Tensor<float> one_value(Shape{1, 3, 1, 1}, 2.0f);
+  EXPECT_THROW(kept.forward(one_value), ShapeError);                 // kept by copy
+  EXPECT_THROW(kept.forward(Tensor<float>(one_value)), ShapeError);  // taken over
+  const Tensor<float> got = kept.backward(g);
+  for (Index i = 0; i < want.numel(); ++i) EXPECT_EQ(got[i], want[i]) << "element " << i;
+
   BatchNorm2d<float> fresh(2);
   EXPECT_TRUE(contains(message_of<StateError>([&] { fresh.backward(Tensor<float>(Shape{1, 2, 2, 2})); }),
                        "backward called before forward"));

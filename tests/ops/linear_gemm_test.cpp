@@ -98,9 +98,10 @@ TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
 // 16 end in two panels that share the remainder: 7 + 6, 7 + 6 and 8 + 8), several k-slices
 // (k > 256), one column block (A packed panel by panel as it is used) and several (A packed
 // first), last column tiles of up to one vector (the one-vector kernel; 208 columns end in one
-// whole vector on AVX-512, 421 and 77 in part of one); on 1 and, with OpenMP, 2 threads (the first three products are above the threading
-// threshold: the first, wider than tall, splits columns between the threads; the second and
-// third, not, split row panels, the third over two column blocks). Each thread count must
+// whole vector on AVX-512, 421 and 77 in part of one); on 1 and, with OpenMP, 2 threads (the
+// first three products are above the threading threshold: the first, wider than tall, splits
+// columns between the threads; the second and third, not, split row panels, the third over
+// two column blocks). Each thread count must
 // give the same bits. The last two products, above the threshold, go to Eigen's
 // matrix-vector kernel: 3 rows (one call per row, the threads sharing the columns) and 3
 // columns (one call per column, the threads sharing the rows). Its results too must not

@@ -7,13 +7,16 @@
 //   running_var  ← (1 − m) · running_var  + m · σ² · M / (M − 1),    M = N·H·W
 // Evaluation mode normalises with the running statistics. Parameters: weight (γ) and bias (β),
 // trainable; running_mean and running_var, non-trainable buffers saved in checkpoints. Defaults
-// are PyTorch's: ε = 1e-5, m = 0.1, γ = 1, β = 0, running mean 0 and variance 1. Math in
-// ops/batch_norm.h.
+// are PyTorch's: ε = 1e-5, m = 0.1, γ = 1, β = 0, running mean 0 and variance 1. For
+// backward the layer keeps its input (taken over from a caller that gives it up, as Conv2d
+// does) and the statistics it normalised with; ops/batch_norm.h recomputes x̂ from them. Math
+// in ops/batch_norm.h.
 #pragma once
 
 #include <cmath>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "convkit/layers/layer.h"
 #include "convkit/ops/batch_norm.h"
@@ -100,38 +103,56 @@ class BatchNorm2d : public Layer<T> {
   Parameter<T>& running_var() { return running_var_; }
 
  protected:
+  // The input is checked before it replaces the kept one: a forward that throws leaves the
+  // previous forward's state for backward.
   Tensor<T> do_forward(const Tensor<T>& input) override {
+    check_training_input(input.shape());
+    return compute(this->keep_input(input_, input));
+  }
+  Tensor<T> do_forward_owned(Tensor<T>&& input) override {
+    check_training_input(input.shape());
+    return compute(this->keep_input(input_, std::move(input)));
+  }
+
+  Tensor<T> do_backward(const Tensor<T>& grad_output) override {
+    const bool affine = o_.affine();
+    return ops::batch_norm_backward(grad_output, input_, mean_, invstd_, weight_.value, forward_training_,
+                                    affine ? &weight_.ensure_grad() : nullptr,
+                                    affine ? &bias_.ensure_grad() : nullptr);
+  }
+
+ private:
+  void check_training_input(const Shape& input) const {
+    CONVKIT_CHECK(
+        !this->is_training() || input.numel() >= 2 * o_.num_features(), ShapeError,
+        describe() << ": expected more than one value per channel in training mode, got input " << input);
+  }
+
+  Tensor<T> compute(const Tensor<T>& input) {
     forward_training_ = this->is_training();
     if (!forward_training_) {
-      invstd_ = Tensor<T>::uninitialized(Shape{o_.num_features()});
-      for (Index c = 0; c < o_.num_features(); ++c)
-        invstd_[c] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var_.value[c]) + o_.eps()));
-      if (!grad_enabled()) xhat_ = Tensor<T>();  // inference: no x̂ (core/grad_mode.h)
-      return ops::batch_norm_forward_eval(input, weight_.value, bias_.value, running_mean_.value, running_var_.value,
-                                          o_.eps(), grad_enabled() ? &xhat_ : nullptr);
+      if (grad_enabled()) {
+        mean_ = running_mean_.value;
+        invstd_ = Tensor<T>::uninitialized(Shape{o_.num_features()});
+        for (Index c = 0; c < o_.num_features(); ++c)
+          invstd_[c] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var_.value[c]) + o_.eps()));
+      }
+      return ops::batch_norm_forward_eval(input, weight_.value, bias_.value, running_mean_.value,
+                                          running_var_.value, o_.eps());
     }
-    CONVKIT_CHECK(input.numel() >= 2 * o_.num_features(), ShapeError,
-                  describe() << ": expected more than one value per channel in training mode, got input "
-                             << input.shape());
-    Tensor<T> mean, var;
-    Tensor<T> y = ops::batch_norm_forward_train(input, weight_.value, bias_.value, o_.eps(), xhat_, mean, var, invstd_);
+    Tensor<T> var;
+    Tensor<T> y =
+        ops::batch_norm_forward_train(input, weight_.value, bias_.value, o_.eps(), mean_, var, invstd_);
     const double m = o_.momentum();
     const double count = static_cast<double>(input.numel() / o_.num_features());
     const double unbias = count / (count - 1.0);
     for (Index c = 0; c < o_.num_features(); ++c) {
-      running_mean_.value[c] = static_cast<T>((1 - m) * running_mean_.value[c] + m * mean[c]);
+      running_mean_.value[c] = static_cast<T>((1 - m) * running_mean_.value[c] + m * mean_[c]);
       running_var_.value[c] = static_cast<T>((1 - m) * running_var_.value[c] + m * var[c] * unbias);
     }
     return y;
   }
 
-  Tensor<T> do_backward(const Tensor<T>& grad_output) override {
-    const bool affine = o_.affine();
-    return ops::batch_norm_backward(grad_output, xhat_, weight_.value, invstd_, forward_training_,
-                                    affine ? &weight_.ensure_grad() : nullptr, affine ? &bias_.ensure_grad() : nullptr);
-  }
-
- private:
   Parameter<T>& affine_or_throw(Parameter<T>& p) {
     CONVKIT_CHECK(o_.affine(), StateError, describe() << ": has no " << p.name << " (built with affine(false))");
     return p;
@@ -139,7 +160,8 @@ class BatchNorm2d : public Layer<T> {
 
   BatchNorm2dOptions o_;
   Parameter<T> weight_, bias_, running_mean_, running_var_;
-  Tensor<T> xhat_, invstd_;
+  Tensor<T> input_;          // the last forward's x (kept for backward, see keep_input)
+  Tensor<T> mean_, invstd_;  // the statistics it was normalised with
   bool forward_training_ = true;
 };
 
