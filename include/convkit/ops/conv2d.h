@@ -284,7 +284,10 @@ inline bool pointwise_forward_packed(const ConvGeometry& g) {
 
 /// The forward GEMMs of conv2d_forward_raw for float, with B packed from x by Im2colB (by
 /// PointwiseB for the pointwise layers pointwise_forward_packed admits): no column matrix, so
-/// no row tiles either; a whole sample (or a chunk of small ones) is one GEMM.
+/// no row tiles either; a whole sample (or a chunk of small ones) is one GEMM. The GEMM adds
+/// the bias b (null: none) to each block of output rows after its last k-slice, while the
+/// block is in cache (packed::block); add_bias's pass over y afterwards read y from memory
+/// again (VGG-19's conv1_2 at batch 1: 64 x 224 x 224 outputs).
 /// With several threads and chunks that split evenly between them (or at least 4 per thread),
 /// each thread takes whole chunks on one-thread GEMMs: no barriers inside the GEMMs. With
 /// several chunks W_g is packed once, by all the threads, for all of them (pack_a_once).
@@ -292,8 +295,8 @@ inline bool pointwise_forward_packed(const ConvGeometry& g) {
 /// ResNet-18's 1x1/2 downsampling 0.73 -> 0.35 (each GEMM was under the threading threshold,
 /// so they ran on one thread), 64-ch 3x3 8.3 -> 6.7, 256-ch 3x3 7.3 -> 5.4. The GEMMs are the
 /// same either way, so are the results.
-inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const float* w, float* y,
-                                  Workspace<float>& ws) {
+inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const float* w, const float* b,
+                                  float* y, Workspace<float>& ws) {
   const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg(), cg = g.cg();
   const int threads = chunk_threads(conv_multiply_adds(g));
   const Index in_sample = g.c * g.in_plane(), out_sample = g.oc * p, chunk = packed_conv_chunk(g, threads);
@@ -307,15 +310,16 @@ inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const f
     // With several chunks, W_g is packed once for all of them (packed::pack_a_once)
     const float* w_group = w + grp * ocg * k;
     const float* packed_w = chunks > 1 ? packed::pack_a_once(false, ocg, k, 1.0f, w_group, k, threads) : nullptr;
+    const float* b_group = b != nullptr ? b + grp * ocg : nullptr;
     convkit::detail::parallel_for_on(by_chunk ? threads : 1, chunks, [&](Index ci) {
       const Index n0 = ci * chunk, nb = std::min(chunk, g.n - n0), cols = nb * p;
       const int slot = by_chunk ? convkit::detail::thread_slot() : 0;
       const float* x_group = x + n0 * in_sample + grp * cg * g.in_plane();
       float* y_group = y + n0 * out_sample + grp * ocg * p;
       float* c = nb == 1 ? y_group : products + slot * ocg * chunk * p;
-      const auto gemm_with = [&](const auto& b) {
-        packed::sgemm_with(false, ocg, cols, k, 1.0f, w_group, k, b, 0.0f, c, cols, gemm_threads_per_chunk,
-                           packed_w);
+      const auto gemm_with = [&](const auto& pack) {
+        packed::sgemm_with(false, ocg, cols, k, 1.0f, w_group, k, pack, 0.0f, c, cols, gemm_threads_per_chunk,
+                           packed_w, b_group);
       };
       if (g.is_pointwise())
         gemm_with(packed::PointwiseB{x_group, in_sample, p});
@@ -383,8 +387,7 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
     if (ocg >= packed::kMinPackedRows &&
         (g.is_pointwise() ? pointwise_forward_packed(g)
                           : k >= packed::kMinIm2colPackedRows && packed::im2col_packs(g))) {
-      conv2d_forward_packed(x, g, w, y, ws);
-      add_bias(g, b, y);
+      conv2d_forward_packed(x, g, w, b, y, ws);
       return;
     }
   }

@@ -441,12 +441,15 @@ struct MatrixB {
   void operator()(Index p0, Index kc, Index j0, Index nc, float* dst) const { pack_b(trans, p0, kc, j0, nc, b, ldb, dst); }
 };
 
-/// The rows of panels [r0, r1) of C[:, j0 : j0+nc]: beta applied, then every k-slice added.
+/// The rows of panels [r0, r1) of C[:, j0 : j0+nc]: beta applied, then every k-slice added,
+/// then bias[i] to row i where bias is not null (each panel's rows right after their last
+/// slice, while they are in cache: a separate pass over a convolution's output read it from
+/// memory again; the same one addition per value, after the sum, so the same bits).
 /// a_panel(r, p0, kc) gives panel r of the k-slice at p0 (PackedA or PanelA);
 /// pack(p0, kc, j0, nc, dst) writes op(B)[p0 : p0+kc, j0 : j0+nc] in pack_b's panel layout.
 template <typename APanels, typename PackB>
-void block(Index m, Index k, Index r0, Index r1, Index j0, Index nc, const APanels& a_panel, const PackB& pack,
-           float beta, float* c, Index ldc) {
+void block(Index m, Index k, Index r0, Index r1, Index j0, Index nc, const APanels& a_panel,
+           const PackB& pack, float beta, float* c, Index ldc, const float* bias) {
   if (beta != 0.0f && beta != 1.0f)
     for (Index i = panel_start(m, r0); i < panel_start(m, r1); ++i)
       for (Index j = 0; j < nc; ++j) c[i * ldc + j0 + j] *= beta;
@@ -462,6 +465,12 @@ void block(Index m, Index k, Index r0, Index r1, Index j0, Index nc, const APane
       for (Index jp = 0; jp < nc; jp += kNR)
         run_kernel(rows, kc, ar, bp + jp * kc, c_row + jp, ldc,
                    static_cast<int>(std::min<Index>(kNR, nc - jp)), accumulate);
+      if (bias != nullptr && p0 + kc == k)
+        for (Index i = 0; i < rows; ++i) {
+          const float bi = bias[panel_start(m, r) + i];
+          float* row = c_row + i * ldc;
+          for (Index j = 0; j < nc; ++j) row[j] += bi;
+        }
     }
   }
 }
@@ -471,10 +480,12 @@ void block(Index m, Index k, Index r0, Index r1, Index j0, Index nc, const APane
 /// it has more columns than rows and enough for two kNR panels each, else equal shares of its
 /// row panels; when A is packed first, they pack it together. `prepacked`, when not null, is
 /// op(A) already packed by pack_a (alpha folded in; ta, a, lda and alpha are then unused), for
-/// callers that multiply one A by several B (pack_a_once).
+/// callers that multiply one A by several B (pack_a_once). `bias`, when not null, holds m
+/// values added to C's rows after the product (see block).
 template <typename PackB>
 void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a, Index lda, const PackB& pack,
-                float beta, float* c, Index ldc, int threads, const float* prepacked = nullptr) {
+                float beta, float* c, Index ldc, int threads, const float* prepacked = nullptr,
+                const float* bias = nullptr) {
   if (m <= 0 || n <= 0) return;
   const Index panels = panels_of(m);
   Index col_blocks = (n + kNC - 1) / kNC, row_groups = 1;
@@ -489,7 +500,8 @@ void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a,
   if (col_blocks == 1 && prepacked == nullptr) {  // each A panel used once: packed when needed (PanelA)
     auto task = [&](Index rg) {
       const PanelA a_panel{ta, m, alpha, a, lda, scratch(1, kKC * kMR)};
-      block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, 0, n, a_panel, pack, beta, c, ldc);
+      block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, 0, n, a_panel, pack, beta, c, ldc,
+            bias);
     };
     convkit::detail::parallel_for_on(threads, row_groups, task);  // a plain loop for one group
     return;
@@ -505,8 +517,8 @@ void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a,
   const PackedA packed{ap, panels};
   auto task = [&](Index t) {  // row group major: a thread's contiguous tasks share its rows of A
     const Index rg = t / col_blocks, jb = t % col_blocks;
-    block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, jb * nc, std::min(nc, n - jb * nc), packed,
-          pack, beta, c, ldc);
+    block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, jb * nc, std::min(nc, n - jb * nc),
+          packed, pack, beta, c, ldc, bias);
   };
   if (threaded) {
     convkit::detail::parallel_for_on(threads, tasks, task);
