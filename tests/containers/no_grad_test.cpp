@@ -46,7 +46,7 @@ using convkit::testing::contains;
 using convkit::testing::message_of;
 
 /// Layer kinds that keep something for backward: Conv2d, FullyConnected and ReLU (input),
-/// BatchNorm2d (x̂), Tanh (output), LRN (input, output, scale), in a residual block.
+/// BatchNorm2d (input), Tanh (output), LRN (input, output, scale), in a residual block.
 Sequential<double> small_net(Rng& rng) {
   Sequential<double> net;
   net.add("conv", std::make_unique<Conv2d<double>>(Conv2dOptions(2, 4, 3).padding(1), rng));

@@ -101,10 +101,10 @@ TYPED_TEST(Gemm, AllTranspositionsWithLeadingDimensionsAlphaAndBeta) {
 // whole vector on AVX-512, 421 and 77 in part of one); on 1 and, with OpenMP, 2 threads (the
 // first three products are above the threading threshold: the first, wider than tall, splits
 // columns between the threads; the second and third, not, split row panels, the third over
-// two column blocks). Each thread count must
-// give the same bits. The last two products, above the threshold, go to Eigen's
-// matrix-vector kernel: 3 rows (one call per row, the threads sharing the columns) and 3
-// columns (one call per column, the threads sharing the rows). Its results too must not
+// two column blocks). Each thread count must give the same bits. The last two products,
+// above the threshold, go to Eigen's matrix-vector kernel: 3 rows (one call per row, the
+// threads sharing the columns) and 3 columns (one call per column, the threads sharing the
+// rows). Its results too must not
 // depend on the thread count: k = 1005 leaves a remainder of 5 after 8-float packets, which
 // a row summed alone (not in a group of rows) adds in half packets, and 6702 / 2 = 3351 is
 // odd, so splitting the 3-row product's columns evenly rather than on multiples of kShare
@@ -189,6 +189,72 @@ TEST(PackedGemm, PrepackedAGivesTheSameBits) {
         EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin())) << "n " << n << " ta " << ta << " threads " << threads;
         EXPECT_TRUE(all_close(want, reference_gemm(ta, false, m, n, k, 0.5, a, lda, b, n, 1.0, c0, n), 1e-4));
       }
+}
+
+// A bias given to sgemm_with is added to each row after the product: the same bits as the
+// product without it followed by one addition per value, for row counts off the panel height,
+// k over one kKC slice, one column block and several, A packed by the product or beforehand,
+// beta 0 and another, on 1 and 2 threads (splitting columns where C is wider than tall, row
+// panels otherwise).
+TEST(PackedGemm, RowBiasGivesTheBitsOfASeparateAddition) {
+  namespace packed = ops::detail::packed;
+  Rng rng = testing::seeded_rng(91);
+  struct Size {
+    Index m, n;
+  };
+  const Index k = packed::kKC + 45;
+  for (const Size size : {Size{70, 3 * packed::kNC + 5}, Size{613, 421}, Size{500, 200}})
+    for (bool prepack : {false, true})
+      for (float beta : {0.0f, -0.5f})
+        for (int threads : {1, 2}) {
+          const Index m = size.m, n = size.n;
+          const Tensor<float> a = testing::ref::uniform<float>(Shape{m, k}, rng);
+          const Tensor<float> b = testing::ref::uniform<float>(Shape{k, n}, rng);
+          const Tensor<float> c0 = testing::ref::uniform<float>(Shape{m, n}, rng);
+          const Tensor<float> bias = testing::ref::uniform<float>(Shape{m}, rng);
+          const float* ap = prepack ? packed::pack_a_once(false, m, k, 0.5f, a.data(), k, threads) : nullptr;
+          Tensor<float> want = c0, got = c0;
+          packed::sgemm_with(false, m, n, k, 0.5f, a.data(), k, packed::MatrixB{false, b.data(), n}, beta,
+                             want.data(), n, threads, ap);
+          for (Index i = 0; i < m; ++i)
+            for (Index j = 0; j < n; ++j) want[i * n + j] += bias[i];
+          packed::sgemm_with(false, m, n, k, 0.5f, a.data(), k, packed::MatrixB{false, b.data(), n}, beta,
+                             got.data(), n, threads, ap, bias.data());
+          EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin()))
+              << "m " << m << " n " << n << " prepacked " << prepack << " beta " << beta << " threads "
+              << threads;
+        }
+}
+
+// The one-vector kernel for a last tile of at most kLanes columns gives those columns the
+// bits the full kNR-column kernel gives them, for full and partial row counts, overwriting C
+// and adding to it, over k = 2 runs of B with a gap between them.
+template <int R>
+void expect_one_vector_tile_as_full(Rng& rng) {
+  namespace packed = ops::detail::packed;
+  const Index runs = 2, len = 37, skip = 3 * packed::kNR, steps = runs * len;
+  const Tensor<float> a = testing::ref::uniform<float>(Shape{steps, packed::kMR}, rng);
+  const Tensor<float> b = testing::ref::uniform<float>(Shape{steps * packed::kNR + runs * skip}, rng);
+  const Tensor<float> c0 = testing::ref::uniform<float>(Shape{R, packed::kNR}, rng);
+  for (int cols : {1, 5, packed::kLanes})
+    for (bool accumulate : {false, true}) {
+      Tensor<float> full = c0, one = c0;
+      packed::micro_kernel_runs<R>(runs, len, skip, a.data(), b.data(), full.data(), packed::kNR, packed::kNR,
+                                   accumulate);
+      packed::run_kernel_runs(R, runs, len, skip, a.data(), b.data(), one.data(), packed::kNR, cols,
+                              accumulate);
+      for (Index i = 0; i < R; ++i)
+        for (Index j = 0; j < packed::kNR; ++j)
+          EXPECT_EQ(one[i * packed::kNR + j], j < cols ? full[i * packed::kNR + j] : c0[i * packed::kNR + j])
+              << "rows " << R << " cols " << cols << " accumulate " << accumulate << " at " << i << ", " << j;
+    }
+}
+
+TEST(PackedGemm, OneVectorTileGivesTheFullTilesBits) {
+  Rng rng = testing::seeded_rng(92);
+  expect_one_vector_tile_as_full<1>(rng);
+  expect_one_vector_tile_as_full<5>(rng);
+  expect_one_vector_tile_as_full<ops::detail::packed::kMR>(rng);
 }
 
 // A product with few columns and many rows is computed as its transpose (packed::sgemm, see

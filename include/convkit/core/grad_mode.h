@@ -1,12 +1,12 @@
 // convkit/core/grad_mode.h — inference without keeping anything for backward (NoGradGuard).
 //
 // A layer's forward normally keeps what its backward needs: Conv2d and FullyConnected a copy
-// of their input, an activation its output or input, BatchNorm2d the normalised input. For
+// of their input, an activation its output or input, BatchNorm2d its input and statistics. For
 // inference that is wasted work and memory (ResNet-50 at batch 1: about a tenth of the
 // forward time, measured). Inside a NoGradGuard's scope, as inside PyTorch's torch.no_grad(),
 // layers compute the same outputs; Conv2d, FullyConnected, the activations, LRN and
-// evaluation-mode BatchNorm2d keep nothing and drop what an earlier forward kept (MaxPool2d
-// still records its indices, and in training mode Dropout its mask and BatchNorm2d x̂).
+// BatchNorm2d keep nothing and drop what an earlier forward kept (MaxPool2d still records
+// its indices, and in training mode Dropout its mask).
 // Backward after such a forward throws StateError. BatchNorm2d in training mode still
 // updates its running statistics. The switch is per thread (layers run on the calling
 // thread), and guards nest: each restores the setting it found.

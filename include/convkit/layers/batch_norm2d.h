@@ -103,8 +103,9 @@ class BatchNorm2d : public Layer<T> {
   Parameter<T>& running_var() { return running_var_; }
 
  protected:
-  // The input is checked before it replaces the kept one: a forward that throws leaves the
-  // previous forward's state for backward.
+  // The input is checked before it replaces the kept one, and the statistics are kept only
+  // once the forward has succeeded: a forward that throws leaves the previous forward's state
+  // for backward (under NoGradGuard, nothing).
   Tensor<T> do_forward(const Tensor<T>& input) override {
     check_training_input(input.shape());
     return compute(this->keep_input(input_, input));
@@ -122,27 +123,33 @@ class BatchNorm2d : public Layer<T> {
   }
 
  private:
-  void check_training_input(const Shape& input) const {
+  void check_training_input(const Shape& input) {
+    if (!grad_enabled()) input_ = Tensor<T>();  // kept nothing, even if the check throws
     CONVKIT_CHECK(
         !this->is_training() || input.numel() >= 2 * o_.num_features(), ShapeError,
         describe() << ": expected more than one value per channel in training mode, got input " << input);
   }
 
   Tensor<T> compute(const Tensor<T>& input) {
-    forward_training_ = this->is_training();
-    if (!forward_training_) {
+    if (!this->is_training()) {
+      Tensor<T> y = ops::batch_norm_forward_eval(input, weight_.value, bias_.value, running_mean_.value,
+                                                 running_var_.value, o_.eps());
+      forward_training_ = false;
       if (grad_enabled()) {
         mean_ = running_mean_.value;
         invstd_ = Tensor<T>::uninitialized(Shape{o_.num_features()});
         for (Index c = 0; c < o_.num_features(); ++c)
-          invstd_[c] = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var_.value[c]) + o_.eps()));
+          invstd_[c] =
+              static_cast<T>(ops::detail::inverse_std(static_cast<double>(running_var_.value[c]), o_.eps()));
       }
-      return ops::batch_norm_forward_eval(input, weight_.value, bias_.value, running_mean_.value,
-                                          running_var_.value, o_.eps());
+      return y;
     }
-    Tensor<T> var;
+    Tensor<T> mean, var, invstd;
     Tensor<T> y =
-        ops::batch_norm_forward_train(input, weight_.value, bias_.value, o_.eps(), mean_, var, invstd_);
+        ops::batch_norm_forward_train(input, weight_.value, bias_.value, o_.eps(), mean, var, invstd);
+    forward_training_ = true;
+    mean_ = std::move(mean);
+    invstd_ = std::move(invstd);
     const double m = o_.momentum();
     const double count = static_cast<double>(input.numel() / o_.num_features());
     const double unbias = count / (count - 1.0);

@@ -58,7 +58,7 @@ class Layer {
 
   /// The same for an input the caller gives up (a temporary, or std::move(x); x is then
   /// empty or unspecified): a layer that keeps its input for backward (Conv2d,
-  /// FullyConnected, ReLU) takes it over instead of copying it, and containers pass each
+  /// FullyConnected, ReLU, BatchNorm2d) takes it over instead of copying it, and containers pass each
   /// intermediate result on this way.
   Tensor<T> forward(Tensor<T>&& input) {
     if (detect_anomaly()) return forward(static_cast<const Tensor<T>&>(input));  // its message shows the input

@@ -10,8 +10,9 @@
 //   training:    dx = (γ_c / √(σ²_c + ε)) · (dy − (1/M) Σ dy − x̂ · (1/M) Σ dy · x̂)
 //   evaluation:  dx = (γ_c / √(σ²_c + ε)) · dy          (the statistics are constants)
 // The backward pass recomputes x̂ from x, μ and invstd (x̂ = (x − μ_c) · invstd_c in T, the
-// forward's own expression), so the forward writes only y: the layer keeps its input, which
-// it takes over from the container without a copy. The training forward works channel by
+// forward's own expression, detail::normalised), so the forward writes only y: the layer
+// keeps its input, which it takes over without a copy from a caller that gives it up (and
+// copies otherwise). The training forward works channel by
 // channel: both statistics passes and the normalisation run over one channel's N planes while
 // they are in cache. (Before, a third pass over the whole batch also wrote x̂: ResNet-18's
 // training step at batch 8, two threads, spent 3.1% of its time in the forward, x read from
@@ -41,8 +42,17 @@ void check_batch_norm_shapes(const char* op, const Shape& x, const Tensor<T>& ga
                    << gamma.shape() << " and " << beta.shape());
 }
 
-/// y = γ_c · ((x − μ_c) · invstd_c) + β_c over the N planes of channel ch, x̂ computed as
-/// batch_norm_backward recomputes it.
+/// 1/√(σ² + ε), in double.
+inline double inverse_std(double var, double eps) { return 1.0 / std::sqrt(var + eps); }
+
+/// x̂ = (x − μ) · invstd, in T: the one expression the forward normalises with and the
+/// backward recomputes, so both see the same bits.
+template <typename T>
+inline T normalised(T x, T mean, T invstd) {
+  return (x - mean) * invstd;
+}
+
+/// y = γ_c · x̂ + β_c over the N planes of channel ch.
 template <typename T>
 void batch_norm_apply_channel(const Tensor<T>& x, Index ch, T mean, T invstd, T gamma, T beta, Tensor<T>& y) {
   const Index n = x.dim(0), c = x.dim(1), plane = x.dim(2) * x.dim(3);
@@ -50,7 +60,7 @@ void batch_norm_apply_channel(const Tensor<T>& x, Index ch, T mean, T invstd, T 
     const Index off = (s * c + ch) * plane;
     const T* xp = x.data() + off;
     T* yp = y.data() + off;
-    for (Index i = 0; i < plane; ++i) yp[i] = gamma * ((xp[i] - mean) * invstd) + beta;
+    for (Index i = 0; i < plane; ++i) yp[i] = gamma * normalised(xp[i], mean, invstd) + beta;
   }
 }
 
@@ -90,7 +100,7 @@ Tensor<T> batch_norm_forward_train(const Tensor<T>& x, const Tensor<T>& gamma, c
     const double vc = sq.total() / static_cast<double>(m);
     mean[ch] = static_cast<T>(mc);
     var[ch] = static_cast<T>(vc);
-    invstd[ch] = static_cast<T>(1.0 / std::sqrt(vc + eps));
+    invstd[ch] = static_cast<T>(detail::inverse_std(vc, eps));
     detail::batch_norm_apply_channel(x, ch, mean[ch], invstd[ch], gamma[ch], beta[ch], y);
   });
   return y;
@@ -112,7 +122,7 @@ Tensor<T> batch_norm_forward_eval(const Tensor<T>& x, const Tensor<T>& gamma, co
   auto y = Tensor<T>::uninitialized(x.shape());
   convkit::detail::parallel_for(n * c, static_cast<double>(x.numel()), [&](Index sc) {
     const Index ch = sc % c, off = sc * plane;
-    const T is = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[ch]) + eps));
+    const T is = static_cast<T>(detail::inverse_std(static_cast<double>(running_var[ch]), eps));
     const T scale = gamma[ch] * is, shift = beta[ch] - running_mean[ch] * gamma[ch] * is;
     const T* xp = x.data() + off;
     T* yp = y.data() + off;
@@ -148,7 +158,7 @@ Tensor<T> batch_norm_backward(const Tensor<T>& grad_output, const Tensor<T>& x, 
       const T* xp = x.data() + off;
       dy_sums.add(plane, [dy](Index i) { return static_cast<double>(dy[i]); });
       dy_xhat_sums.add(plane, [dy, xp, mu, is](Index i) {
-        return static_cast<double>(dy[i]) * static_cast<double>((xp[i] - mu) * is);
+        return static_cast<double>(dy[i]) * static_cast<double>(detail::normalised(xp[i], mu, is));
       });
     }
     const double sum_dy = dy_sums.total(), sum_dy_xhat = dy_xhat_sums.total();
@@ -171,7 +181,7 @@ Tensor<T> batch_norm_backward(const Tensor<T>& grad_output, const Tensor<T>& x, 
       const T* xp = x.data() + off;
       T* dx = grad_input.data() + off;
       for (Index i = 0; i < plane; ++i)
-        dx[i] = scale * (dy[i] - mean_dy - ((xp[i] - mu) * is) * mean_dy_xhat);
+        dx[i] = scale * (dy[i] - mean_dy - detail::normalised(xp[i], mu, is) * mean_dy_xhat);
     }
   });
   return grad_input;

@@ -2,6 +2,7 @@
 // AVX2 + FMA (compiled in only when the translation unit targets one of them).
 //
 //   C (m, n) = alpha · op(A) · op(B) + beta · C          row-major, as ops::gemm
+//   (+ bias[i] on row i, for the convolution forward: sgemm_with's bias, see block)
 //
 // The scheme is the classic one of GotoBLAS and BLIS, laid out for row-major C:
 //   - A is packed, alpha folded in, into panels of kMR rows: for each block of kKC columns
@@ -20,7 +21,8 @@
 //     passes over it.
 //   - The micro-kernel keeps a kMR x kNR tile of C in registers (kMR·kNR/lanes vector
 //     accumulators: 24 of the 32 zmm registers), and per step of k loads kNR/lanes vectors of
-//     B and broadcasts kMR scalars of A: the A panel (kMR x kKC, 18 KiB) stays in L1.
+//     B and broadcasts kMR scalars of A: the A panel (kMR x kKC, 18 KiB) stays in L1. A
+//     last tile of at most one vector of columns loads only that vector (run_kernel_runs).
 //   - A product of two stored matrices with few columns and many rows (col2im's W_gᵀ · dY at
 //     7x7) is computed as its transpose, with the same bits (sgemm).
 // Each element of C is summed over k in the same order whatever the number of threads
@@ -286,7 +288,7 @@ constexpr auto make_table(std::integer_sequence<int, I...>) {
 /// tile of at most kLanes columns (the last of a product whose columns are not a multiple of
 /// kNR) runs the one-vector kernel: it skips the multiply-adds of the panel's zero columns,
 /// with each element's sum in the same order. ResNet-50's and VGG's 14x14 layers at batch 1
-/// (196 columns) computed 224 columns, now 208.
+/// (196 columns) computed 224 columns, now 208 (AVX-512; 208 -> 200 on AVX2).
 inline void run_kernel_runs(int rows, Index runs, Index len, Index b_skip, const float* a, const float* b,
                             float* c, Index ldc, int cols, bool accumulate) {
   if (cols <= kLanes) {
