@@ -222,6 +222,103 @@ TEST(PackedIm2col, ThreadsTakingWholeChunksGiveTheSameBits) {
 #endif
 }
 
+/// W' (C, OC/g, KH, KW) of weight (OC, C/g, KH, KW): the filters rotated by 180 degrees,
+/// input and output channels swapped per group (ops/conv2d.h's header).
+std::vector<float> flipped_filters(const Tensor<float>& weight, Index groups) {
+  const Index oc = weight.shape()[0], cg = weight.shape()[1], kk = weight.shape()[2] * weight.shape()[3];
+  const Index ocg = oc / groups;
+  std::vector<float> wf(static_cast<std::size_t>(weight.numel()));
+  for (Index grp = 0; grp < groups; ++grp)
+    for (Index o = 0; o < ocg; ++o)
+      for (Index c = 0; c < cg; ++c)
+        for (Index t = 0; t < kk; ++t)
+          wf[static_cast<std::size_t>(((grp * cg + c) * ocg + o) * kk + kk - 1 - t)] =
+              weight.data()[((grp * ocg + o) * cg + c) * kk + t];
+  return wf;
+}
+
+// FlippedFiltersA packs the data gradient's A from W: bit for bit the panels pack_a_panel
+// makes from a copy of W', for every panel (partial ones too: 25 and 7 rows) and for slices
+// that start inside a filter's taps, 3x3, 5x5, 2x3 and pointwise filters, two groups. The
+// buffers hold exactly kc·kMR floats, so a whole-vector store past the last row would show
+// in the sanitized build.
+TEST(PackedIm2col, FlippedFilterPanelsEqualPackedCopy) {
+  struct Case {
+    Index oc, cg, kh, kw, groups;
+  };
+  Rng rng = testing::seeded_rng(77);
+  for (const Case cs :
+       {Case{6, 25, 3, 3, 1}, Case{10, 7, 5, 5, 2}, Case{9, 16, 2, 3, 1}, Case{40, 25, 1, 1, 1}}) {
+    const Tensor<float> weight = testing::ref::uniform<float>(Shape{cs.oc, cs.cg, cs.kh, cs.kw}, rng);
+    const std::vector<float> wf = flipped_filters(weight, cs.groups);
+    const Index ocg = cs.oc / cs.groups, kk = cs.kh * cs.kw, k = ocg * kk;
+    for (Index grp = 0; grp < cs.groups; ++grp) {
+      const packed::FlippedFiltersA from_w{weight.data() + grp * ocg * cs.cg * kk, cs.cg, kk};
+      const packed::MatrixA from_copy{false, cs.cg, 1.0f, wf.data() + grp * cs.cg * k, k};
+      for (Index r = 0; r < packed::panels_of(cs.cg); ++r)
+        for (const auto& [p0, kc] :
+             {std::pair<Index, Index>{0, k}, {1, k - 1}, {k / 2 + 1, k - k / 2 - 1}, {k - 1, 1}}) {
+          std::vector<float> want(static_cast<std::size_t>(kc * packed::kMR), -7.0f), got(want.size(), -9.0f);
+          from_copy(r, p0, kc, want.data());
+          from_w(r, p0, kc, got.data());
+          const auto bad = std::mismatch(want.begin(), want.end(), got.begin());
+          EXPECT_TRUE(bad.first == want.end())
+              << "oc " << cs.oc << " cg " << cs.cg << " " << cs.kh << "x" << cs.kw << " group " << grp
+              << " panel " << r << " slice [" << p0 << ", " << p0 + kc << "): first difference at "
+              << (bad.first - want.begin());
+        }
+    }
+  }
+}
+
+// The data gradient packs its flipped filters from W where its convolution takes the packed
+// GEMM: the same bits as that convolution of dY with a copy of W' (the route for the other
+// layers), for chunks of 7x7 samples that share W' packed once, a plane of several column
+// blocks, two groups, a pointwise layer, and two threads splitting the rows.
+TEST(PackedIm2col, FlippedDataGradientGivesTheBitsOfCopiedFilters) {
+  struct Case {
+    Index n, c, hw, oc, k, groups;
+  };
+  Rng rng = testing::seeded_rng(78);
+  for (const Case cs : {Case{20, 30, 7, 16, 3, 1}, Case{2, 24, 40, 20, 3, 1}, Case{3, 32, 20, 16, 3, 2},
+                        Case{20, 40, 7, 24, 1, 1}, Case{17, 96, 7, 96, 3, 1}}) {
+    ops::Conv2dParams p;
+    p.pad_h = p.pad_w = cs.k / 2;
+    p.groups = cs.groups;
+    const Shape in{cs.n, cs.c, cs.hw, cs.hw};
+    const Tensor<float> weight =
+        testing::ref::uniform<float>(Shape{cs.oc, cs.c / cs.groups, cs.k, cs.k}, rng);
+    const ConvGeometry g = ops::conv2d_geometry(in, weight.shape(), p);
+    const ConvGeometry back = ops::detail::flipped_geometry(g);
+    ASSERT_FALSE(ops::detail::backward_data_by_col2im(g)) << in;
+    ASSERT_TRUE(ops::detail::forward_packed_applies(back)) << in;
+#ifdef CONVKIT_DIRECT_CONV
+    ASSERT_FALSE(ops::detail::direct::forward_applies(back)) << in;
+#endif
+    const Tensor<float> dy = testing::ref::uniform<float>(Shape{g.n, g.oc, g.oh, g.ow}, rng);
+    const std::vector<float> wf = flipped_filters(weight, cs.groups);
+    ops::Workspace<float> ws;
+    Tensor<float> want(in);
+    ops::detail::conv2d_forward_raw(dy.data(), back, wf.data(), static_cast<const float*>(nullptr),
+                                    want.data(), ws);
+#ifdef _OPENMP
+    const int saved = omp_get_max_threads();
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+#else
+    for (int threads : {1}) {
+#endif
+      const Tensor<float> got = ops::conv2d_backward_data(dy, weight, in, p, ws);
+      EXPECT_TRUE(std::equal(want.begin(), want.end(), got.begin())) << in << " threads " << threads;
+      EXPECT_TRUE(testing::ref::all_close(got, testing::ref::conv2d_backward_data(dy, weight, in, p), 1e-4))
+          << in;
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+  }
+}
+
 #endif
 
 // Empty products: no input channels (y is the bias alone), and a data gradient whose flipped

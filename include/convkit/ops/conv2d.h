@@ -39,6 +39,8 @@
 //   2. dX = the stride-1 forward convolution of dY, padded by dh·(KH − 1) − ph on top
 //      (negative: cropped) and at the bottom by whatever makes the output exactly H rows,
 //      with W' (dilation and groups kept); likewise for the columns.
+//   Where that convolution's float forward takes the packed GEMM (forward_packed_applies),
+//   W' is never copied out: the GEMM packs its A panels from W (packed::FlippedFiltersA).
 //   (The flipped form works for any stride once s − 1 zeros go between neighbouring pixels
 //   of dY, but then sh·sw times the useful multiply-adds; col2im does none of those.)
 #pragma once
@@ -295,8 +297,11 @@ inline bool pointwise_forward_packed(const ConvGeometry& g) {
 /// ResNet-18's 1x1/2 downsampling 0.73 -> 0.35 (each GEMM was under the threading threshold,
 /// so they ran on one thread), 64-ch 3x3 8.3 -> 6.7, 256-ch 3x3 7.3 -> 5.4. The GEMMs are the
 /// same either way, so are the results.
-inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const float* w, const float* b,
-                                  float* y, Workspace<float>& ws) {
+/// `weights(grp)` gives the packer of group grp's A (OC/g x C/g·KH·KW; packed::MatrixA over
+/// W_g, or the flipped filters of a data gradient, packed::FlippedFiltersA).
+template <typename WeightsA>
+void conv2d_forward_packed(const float* x, const ConvGeometry& g, const WeightsA& weights, const float* b,
+                           float* y, Workspace<float>& ws) {
   const Index k = g.col_rows(), p = g.out_plane(), ocg = g.ocg(), cg = g.cg();
   const int threads = chunk_threads(conv_multiply_adds(g));
   const Index in_sample = g.c * g.in_plane(), out_sample = g.oc * p, chunk = packed_conv_chunk(g, threads);
@@ -308,8 +313,8 @@ inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const f
   float* products = chunk > 1 ? ws.get(Workspace<float>::kProduct, (by_chunk ? threads : 1) * ocg * chunk * p) : nullptr;
   for (Index grp = 0; grp < g.groups; ++grp) {
     // With several chunks, W_g is packed once for all of them (packed::pack_a_once)
-    const float* w_group = w + grp * ocg * k;
-    const float* packed_w = chunks > 1 ? packed::pack_a_once(false, ocg, k, 1.0f, w_group, k, threads) : nullptr;
+    const auto w_group = weights(grp);
+    const float* packed_w = chunks > 1 ? packed::pack_a_once(w_group, ocg, k, threads) : nullptr;
     const float* b_group = b != nullptr ? b + grp * ocg : nullptr;
     convkit::detail::parallel_for_on(by_chunk ? threads : 1, chunks, [&](Index ci) {
       const Index n0 = ci * chunk, nb = std::min(chunk, g.n - n0), cols = nb * p;
@@ -318,8 +323,8 @@ inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const f
       float* y_group = y + n0 * out_sample + grp * ocg * p;
       float* c = nb == 1 ? y_group : products + slot * ocg * chunk * p;
       const auto gemm_with = [&](const auto& pack) {
-        packed::sgemm_with(false, ocg, cols, k, 1.0f, w_group, k, pack, 0.0f, c, cols, gemm_threads_per_chunk,
-                           packed_w, b_group);
+        packed::sgemm_packed(ocg, cols, k, w_group, pack, 0.0f, c, cols, gemm_threads_per_chunk, packed_w,
+                             b_group);
       };
       if (g.is_pointwise())
         gemm_with(packed::PointwiseB{x_group, in_sample, p});
@@ -328,6 +333,15 @@ inline void conv2d_forward_packed(const float* x, const ConvGeometry& g, const f
       if (nb > 1) scatter_product(c, g, nb, y_group);
     });
   }
+}
+
+/// Whether conv2d_forward_raw takes g's float forward to conv2d_forward_packed: the packed GEMM
+/// has enough rows (output channels per group) and B is packed from x (pointwise_forward_packed,
+/// or Im2colB for enough column rows).
+inline bool forward_packed_applies(const ConvGeometry& g) {
+  return g.ocg() >= packed::kMinPackedRows &&
+         (g.is_pointwise() ? pointwise_forward_packed(g)
+                           : g.col_rows() >= packed::kMinIm2colPackedRows && packed::im2col_packs(g));
 }
 #endif
 
@@ -384,10 +398,13 @@ void conv2d_forward_raw(const T* x, const ConvGeometry& g, const T* w, const T* 
 #endif
 #ifdef CONVKIT_PACKED_GEMM
   if constexpr (std::is_same_v<T, float>) {
-    if (ocg >= packed::kMinPackedRows &&
-        (g.is_pointwise() ? pointwise_forward_packed(g)
-                          : k >= packed::kMinIm2colPackedRows && packed::im2col_packs(g))) {
-      conv2d_forward_packed(x, g, w, b, y, ws);
+    if (forward_packed_applies(g)) {
+      conv2d_forward_packed(
+          x, g,
+          [&](Index grp) {
+            return packed::MatrixA{false, ocg, 1.0f, w + grp * ocg * k, k};
+          },
+          b, y, ws);
       return;
     }
   }
@@ -670,6 +687,26 @@ Tensor<T> conv2d_backward_data(const Tensor<T>& grad_output, const Tensor<T>& we
     return grad_input;
   }
   const Index ocg = g.ocg(), cg = g.cg(), kk = g.kh * g.kw;
+  const ConvGeometry back = detail::flipped_geometry(g);
+#ifdef CONVKIT_PACKED_GEMM
+  if constexpr (std::is_same_v<T, float>) {
+    bool direct = false;
+#ifdef CONVKIT_DIRECT_CONV
+    direct = detail::direct::forward_applies(back);
+#endif
+    if (!direct && back.col_rows() > 0 && back.out_plane() > 0 &&
+        kk <= detail::packed::FlippedFiltersA::kMaxFlippedTaps && detail::forward_packed_applies(back)) {
+      const T* w = weight.data();
+      detail::conv2d_forward_packed(
+          grad_output.data(), back,
+          [&](Index grp) {
+            return detail::packed::FlippedFiltersA{w + grp * ocg * cg * kk, cg, kk};
+          },
+          static_cast<const float*>(nullptr), grad_input.data(), ws);
+      return grad_input;
+    }
+  }
+#endif
 
   // 1. Flipped, channel-swapped filters W' (C, OC/g, KH, KW).
   T* wf = ws.get(Workspace<T>::kFlippedWeight, weight.numel());
@@ -695,7 +732,6 @@ Tensor<T> conv2d_backward_data(const Tensor<T>& grad_output, const Tensor<T>& we
   convkit::detail::parallel_for(g.groups * c_blocks, 2.0 * static_cast<double>(weight.numel()), flip_block);
 
   // 2. Stride-1 convolution of dY, top/left padding dilation·(K − 1) − padding, output H x W.
-  const ConvGeometry back = detail::flipped_geometry(g);
   detail::conv2d_forward_raw(grad_output.data(), back, wf, static_cast<const T*>(nullptr), grad_input.data(), ws);
   return grad_input;
 }

@@ -85,6 +85,16 @@ inline Vec vload_scaled_head(const float* p, float scale, int rows) {
   return _mm512_maskz_mul_ps(static_cast<__mmask16>((1u << rows) - 1), _mm512_set1_ps(scale),
                              _mm512_loadu_ps(p));
 }
+/// Lane offsets i·stride, i < kLanes, for vgather_head (kLanes·stride must fit an int).
+using Offsets = __m512i;
+inline Offsets voffsets(int stride) {
+  return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                            _mm512_set1_epi32(stride));
+}
+/// p[off_i] in lanes [0, rows), 0 in the others (which are not read).
+inline Vec vgather_head(const float* p, Offsets off, int rows) {
+  return _mm512_mask_i32gather_ps(vzero(), static_cast<__mmask16>((1u << rows) - 1), off, p, 4);
+}
 /// dst[q·ldd + i] = scale · src[i·lds + q] for a 16 x 16 block, of which only the first
 /// `rows` rows of src are read (the others count as 0) and only the first `width` values of
 /// each dst row are written. (The zero-masked forms with a full mask are the plain
@@ -159,6 +169,15 @@ inline void vstore_head(float* p, Vec v, int width) {
 inline Vec vload_scaled_head(const float* p, float scale, int rows) {
   const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   return _mm256_and_ps(_mm256_mul_ps(_mm256_set1_ps(scale), _mm256_loadu_ps(p)), _mm256_castsi256_ps(keep));
+}
+/// As for AVX-512.
+using Offsets = __m256i;
+inline Offsets voffsets(int stride) {
+  return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+}
+inline Vec vgather_head(const float* p, Offsets off, int rows) {
+  const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  return _mm256_mask_i32gather_ps(vzero(), p, off, _mm256_castsi256_ps(keep), 4);
 }
 /// dst[q·ldd + i] = scale · src[i·lds + q] for an 8 x 8 block; rows and width as for AVX-512.
 inline void transpose_block(const float* src, Index lds, int rows, float scale, float* dst, Index ldd,
@@ -348,25 +367,41 @@ inline void pack_a_panel(bool trans, Index m, float alpha, const float* a, Index
   }
 }
 
-/// Packs panels [r0, r1) of op(A) for all k-slices: slice s (columns [p0, p0 + kc),
-/// p0 = s·kKC) starts at p0·P·kMR for P panels and holds panel r at r·kc·kMR (pack_a_panel).
-inline void pack_a(bool trans, Index m, Index k, float alpha, const float* a, Index lda, Index r0, Index r1,
-                   float* dst) {
+/// alpha · op(A) (m x k) stored as a matrix, as an A packer: packer(r, p0, kc, out) writes
+/// panel r of the k-slice [p0, p0 + kc) in pack_a_panel's layout. Other packers (the flipped
+/// filters of a convolution's data gradient, ops/packed_im2col.h) read A from other layouts.
+struct MatrixA {
+  bool trans;
+  Index m;
+  float alpha;
+  const float* a;
+  Index lda;
+  void operator()(Index r, Index p0, Index kc, float* out) const {
+    pack_a_panel(trans, m, alpha, a, lda, r, p0, kc, out);
+  }
+};
+
+/// Packs panels [r0, r1) of an A of m rows and k columns (given by its packer) for all
+/// k-slices: slice s (columns [p0, p0 + kc), p0 = s·kKC) starts at p0·P·kMR for P panels and
+/// holds panel r at r·kc·kMR.
+template <typename APack>
+void pack_a(const APack& packer, Index m, Index k, Index r0, Index r1, float* dst) {
   const Index panels = panels_of(m);
   for (Index p0 = 0; p0 < k; p0 += kKC) {
     const Index kc = std::min(kKC, k - p0);
-    for (Index r = r0; r < r1; ++r) pack_a_panel(trans, m, alpha, a, lda, r, p0, kc, dst + p0 * panels * kMR + r * kc * kMR);
+    for (Index r = r0; r < r1; ++r) packer(r, p0, kc, dst + p0 * panels * kMR + r * kc * kMR);
   }
 }
 
 /// Floats that pack_a writes for an op(A) of m rows and k columns.
 inline Index packed_a_size(Index m, Index k) { return panels_of(m) * kMR * k; }
 
-/// All of op(A) packed by pack_a into ap, `threads` threads (OpenMP) packing shares of its panels.
-inline void pack_a_on(int threads, bool trans, Index m, Index k, float alpha, const float* a, Index lda, float* ap) {
+/// All of A packed by pack_a into ap, `threads` threads (OpenMP) packing shares of its panels.
+template <typename APack>
+void pack_a_on(int threads, const APack& packer, Index m, Index k, float* ap) {
   const Index panels = panels_of(m);
   convkit::detail::parallel_for_on(threads, threads, [&](Index id) {
-    pack_a(trans, m, k, alpha, a, lda, panels * id / threads, panels * (id + 1) / threads, ap);
+    pack_a(packer, m, k, panels * id / threads, panels * (id + 1) / threads, ap);
   });
 }
 
@@ -380,15 +415,12 @@ struct PackedA {
 /// A panels packed as they are needed, into a per-thread buffer that stays in L1, for
 /// products with one column block: there each panel is used once, and packing all of A
 /// first (a weight matrix of up to 9 MiB at batch 1) sent it through memory twice more.
+template <typename APack>
 struct PanelA {
-  bool trans;
-  Index m;
-  float alpha;
-  const float* a;
-  Index lda;
+  const APack& packer;
   float* buf;  // kKC x kMR floats
   const float* operator()(Index r, Index p0, Index kc) const {
-    pack_a_panel(trans, m, alpha, a, lda, r, p0, kc, buf);
+    packer(r, p0, kc, buf);
     return buf;
   }
 };
@@ -477,17 +509,29 @@ void block(Index m, Index k, Index r0, Index r1, Index j0, Index nc, const APane
   }
 }
 
-/// The whole product, op(B) given by its packer (see block); k >= 1 (an empty C is left alone).
-/// With `threads` > 1 (OpenMP), the threads take equal shares of the column blocks of C when
-/// it has more columns than rows and enough for two kNR panels each, else equal shares of its
-/// row panels; when A is packed first, they pack it together. `prepacked`, when not null, is
-/// op(A) already packed by pack_a (alpha folded in; ta, a, lda and alpha are then unused), for
+/// Columns of C up to which a product on one thread, or one whose threads split the rows,
+/// is one column block (PanelA: each A panel packed once, in L1) rather than blocks of at
+/// most kNC (A packed whole first, then read once per block). ResNet-50's 512-channel 3x3
+/// layer at 7x7, batch 8 (392 columns; W_g 9 MiB), one thread, least of 3 interleaved runs:
+/// forward 13.6 -> 12.7 ms, data gradient 16.6 -> 15.0 (Xeon, AVX-512). Its B slice, kKC x
+/// 768 floats, is 1.1 MiB of the 2 MiB L2. AVX2 keeps kNC: Zen 3's L2 is 512 KiB.
+#if defined(__AVX512F__)
+constexpr Index kOneBlockColumns = 2 * kNC;
+#else
+constexpr Index kOneBlockColumns = kNC;
+#endif
+
+/// The whole product C = A · op(B) + beta · C, A (m x k) given by its packer (MatrixA, or one
+/// of a convolution's, see pack_a) and op(B) by its packer (see block); k >= 1 (an empty C
+/// is left alone). With `threads` > 1 (OpenMP), the threads take equal shares of the column
+/// blocks of C when it has more columns than rows and enough for two kNR panels each, else
+/// equal shares of its row panels; when A is packed first, they pack it together.
+/// `prepacked`, when not null, is A already packed by pack_a (the packer is then unused), for
 /// callers that multiply one A by several B (pack_a_once). `bias`, when not null, holds m
 /// values added to C's rows after the product (see block).
-template <typename PackB>
-void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a, Index lda, const PackB& pack,
-                float beta, float* c, Index ldc, int threads, const float* prepacked = nullptr,
-                const float* bias = nullptr) {
+template <typename APack, typename PackB>
+void sgemm_packed(Index m, Index n, Index k, const APack& a_pack, const PackB& pack, float beta, float* c,
+                  Index ldc, int threads, const float* prepacked = nullptr, const float* bias = nullptr) {
   if (m <= 0 || n <= 0) return;
   const Index panels = panels_of(m);
   Index col_blocks = (n + kNC - 1) / kNC, row_groups = 1;
@@ -497,11 +541,12 @@ void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a,
     else
       row_groups = std::min<Index>(threads, panels);
   }
+  if (n <= kOneBlockColumns && (threads <= 1 || row_groups > 1)) col_blocks = 1;
   const Index nc = ((n + col_blocks - 1) / col_blocks + kNR - 1) / kNR * kNR;
   col_blocks = (n + nc - 1) / nc;
   if (col_blocks == 1 && prepacked == nullptr) {  // each A panel used once: packed when needed (PanelA)
     auto task = [&](Index rg) {
-      const PanelA a_panel{ta, m, alpha, a, lda, scratch(1, kKC * kMR)};
+      const PanelA<APack> a_panel{a_pack, scratch(1, kKC * kMR)};
       block(m, k, panels * rg / row_groups, panels * (rg + 1) / row_groups, 0, n, a_panel, pack, beta, c, ldc,
             bias);
     };
@@ -513,7 +558,7 @@ void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a,
   const float* ap = prepacked;
   if (ap == nullptr) {
     float* buffer = scratch(1, packed_a_size(m, k));
-    pack_a_on(threaded ? threads : 1, ta, m, k, alpha, a, lda, buffer);
+    pack_a_on(threaded ? threads : 1, a_pack, m, k, buffer);
     ap = buffer;
   }
   const PackedA packed{ap, panels};
@@ -529,13 +574,29 @@ void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a,
   for (Index t = 0; t < tasks; ++t) task(t);
 }
 
-/// op(A) packed by pack_a into the calling thread's slot-2 scratch buffer (valid until its next
-/// pack_a_once), the `threads` threads packing shares of its panels: for callers that multiply
-/// one A by several B, which then pass it to sgemm_with as `prepacked` (from any thread).
-inline const float* pack_a_once(bool ta, Index m, Index k, float alpha, const float* a, Index lda, int threads) {
+/// The same with alpha · op(A) a stored matrix (MatrixA; ta, a, lda and alpha are unused
+/// when `prepacked` is given).
+template <typename PackB>
+void sgemm_with(bool ta, Index m, Index n, Index k, float alpha, const float* a, Index lda, const PackB& pack,
+                float beta, float* c, Index ldc, int threads, const float* prepacked = nullptr,
+                const float* bias = nullptr) {
+  sgemm_packed(m, n, k, MatrixA{ta, m, alpha, a, lda}, pack, beta, c, ldc, threads, prepacked, bias);
+}
+
+/// A (given by its packer) packed by pack_a into the calling thread's slot-2 scratch buffer (valid until its
+/// next pack_a_once), the `threads` threads packing shares of its panels: for callers that multiply one A by
+/// several B, which then pass it to sgemm_with as `prepacked` (from any thread).
+template <typename APack>
+const float* pack_a_once(const APack& packer, Index m, Index k, int threads) {
   float* ap = scratch(2, packed_a_size(m, k));
-  pack_a_on(threads, ta, m, k, alpha, a, lda, ap);
+  pack_a_on(threads, packer, m, k, ap);
   return ap;
+}
+
+/// The same for alpha · op(A) stored as a matrix.
+inline const float* pack_a_once(bool ta, Index m, Index k, float alpha, const float* a, Index lda,
+                                int threads) {
+  return pack_a_once(MatrixA{ta, m, alpha, a, lda}, m, k, threads);
 }
 
 /// Columns of C below which sgemm computes Cᵀ = op(B)ᵀ · op(A)ᵀ instead (see
