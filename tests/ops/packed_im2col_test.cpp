@@ -274,7 +274,7 @@ TEST(PackedIm2col, FlippedFilterPanelsEqualPackedCopy) {
 // The data gradient packs its flipped filters from W where its convolution takes the packed
 // GEMM: the same bits as that convolution of dY with a copy of W' (the route for the other
 // layers), for chunks of 7x7 samples that share W' packed once, a plane of several column
-// blocks, two groups, a pointwise layer, and two threads splitting the rows.
+// blocks, two groups, a pointwise layer, on one and two threads.
 TEST(PackedIm2col, FlippedDataGradientGivesTheBitsOfCopiedFilters) {
   struct Case {
     Index n, c, hw, oc, k, groups;

@@ -11,7 +11,8 @@
 //     blocks all of A is packed first and shared; with one, each panel is packed just before
 //     its only use into a buffer that stays in L1 (PanelA). A caller multiplying one A by
 //     several B packs it once (pack_a_once) and hands it to each product.
-//   - The columns of C are cut into blocks of at most kNC. On several threads, a product
+//   - The columns of C are cut into blocks of at most kNC (one block up to kOneBlockColumns). On several
+//   threads, a product
 //     with more columns than rows (and at least two kNR panels per thread) gives each thread
 //     whole column blocks; any other gives each thread a share of A's row panels, so that
 //     no thread reads all of A (the weights, in a convolution with fewer output positions
@@ -197,6 +198,7 @@ constexpr Index kKC = 256;
 constexpr Index kNC = 256;
 #endif
 constexpr int kNR = kNV * kLanes;
+static_assert(kLanes <= 2 * kMR, "whole-vector stores of a panel row spill only into the next row");
 static_assert(kMR <= kLanes, "pack_a transposes kLanes x kLanes blocks holding one row panel");
 /// ops::gemm sends products with fewer rows to Eigen (see there).
 constexpr Index kMinPackedRows = 4;
@@ -512,8 +514,8 @@ void block(Index m, Index k, Index r0, Index r1, Index j0, Index nc, const APane
 /// Columns of C up to which a product on one thread, or one whose threads split the rows,
 /// is one column block (PanelA: each A panel packed once, in L1) rather than blocks of at
 /// most kNC (A packed whole first, then read once per block). ResNet-50's 512-channel 3x3
-/// layer at 7x7, batch 8 (392 columns; W_g 9 MiB), one thread, least of 3 interleaved runs:
-/// forward 13.6 -> 12.7 ms, data gradient 16.6 -> 15.0 (Xeon, AVX-512). Its B slice, kKC x
+/// layer at 7x7, batch 8 (392 columns; W_g 9 MiB), one thread:
+/// forward 11.0 -> 10.2 ms (least of 7 interleaved runs; Xeon, AVX-512). Its B slice, kKC x
 /// 768 floats, is 1.1 MiB of the 2 MiB L2. AVX2 keeps kNC: Zen 3's L2 is 512 KiB.
 #if defined(__AVX512F__)
 constexpr Index kOneBlockColumns = 2 * kNC;
